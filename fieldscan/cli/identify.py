@@ -1,0 +1,1 @@
+"""``fieldscan identify`` — owned by the matcher work; filled in there."""

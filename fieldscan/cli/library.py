@@ -1,0 +1,1 @@
+"""``fieldscan library`` — owned by the matcher work; filled in there."""

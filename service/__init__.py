@@ -1,0 +1,1 @@
+"""fieldscan.service — the seizure log (FastAPI + SQLModel + Alembic)."""
