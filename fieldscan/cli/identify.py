@@ -1,1 +1,1 @@
-"""``fieldscan identify`` — owned by the matcher work; filled in there."""
+"""``fieldscan identify`` — being written; registers its commands on import."""

@@ -1,1 +1,1 @@
-"""``fieldscan library`` — owned by the matcher work; filled in there."""
+"""``fieldscan library`` — being written; registers its commands on import."""

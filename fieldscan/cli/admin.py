@@ -1,0 +1,1 @@
+"""``fieldscan admin`` — being written; registers its commands on import."""

@@ -1,0 +1,1 @@
+"""``fieldscan demo`` — being written; registers its commands on import."""

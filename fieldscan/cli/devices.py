@@ -1,0 +1,1 @@
+"""``fieldscan devices`` — being written; registers its commands on import."""

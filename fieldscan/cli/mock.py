@@ -1,0 +1,1 @@
+"""``fieldscan mock`` — being written; registers its commands on import."""

@@ -1,0 +1,1 @@
+"""``fieldscan scan`` — being written; registers its commands on import."""

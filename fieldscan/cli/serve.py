@@ -1,0 +1,1 @@
+"""``fieldscan serve`` — being written; registers its commands on import."""
