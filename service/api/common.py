@@ -1,0 +1,127 @@
+"""Shared route mechanics: idempotent POSTs, ETags and If-Match."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import HTTPException, Request, status
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, SQLModel
+
+from service import crud
+from service.audit import canonical_json, sha256_hex
+from service.errors import ConflictError
+from service.models import IdempotencyRecord
+from service.principal import Principal
+
+REPLAYED_HEADER = "Idempotent-Replayed"
+
+
+def etag(version: int) -> str:
+    return f'"{version}"'
+
+
+def parse_if_match(if_match: str | None) -> int:
+    """The version in an ``If-Match`` header; 428 when missing, 412 when unreadable."""
+    if if_match is None:
+        raise HTTPException(
+            status.HTTP_428_PRECONDITION_REQUIRED,
+            "If-Match header required (the ETag you last read)",
+        )
+    text = if_match.strip()
+    if text.startswith("W/"):
+        text = text[2:]
+    text = text.strip('"')
+    try:
+        return int(text)
+    except ValueError:
+        raise HTTPException(
+            status.HTTP_412_PRECONDITION_FAILED, f"If-Match {if_match!r} is not an ETag of this API"
+        ) from None
+
+
+def _replay(record: IdempotencyRecord, fingerprint: str) -> JSONResponse:
+    if record.request_sha256 != fingerprint:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            [
+                {
+                    "loc": ["header", "Idempotency-Key"],
+                    "msg": "this key was already used for a different request",
+                    "type": "idempotency_key_reused",
+                }
+            ],
+        )
+    stored = json.loads(record.response)
+    return JSONResponse(
+        stored["body"],
+        status_code=record.status_code,
+        headers={**stored["headers"], REPLAYED_HEADER: "true"},
+    )
+
+
+def idempotent_post(
+    *,
+    session: Session,
+    principal: Principal,
+    request: Request,
+    key: uuid.UUID | None,
+    body: SQLModel | dict[str, Any] | None,
+    action: Callable[[], tuple[int, Any, dict[str, str]]],
+) -> JSONResponse:
+    """Run ``action`` (which writes and returns status, JSON-able body, headers) once per key.
+
+    The key is the ``Idempotency-Key`` header, else the body's ``id``. The first answer is
+    stored with the writes in one transaction; a retry with the same key and the same
+    request gets that answer again (header ``Idempotent-Replayed: true``); the same key
+    with another request is refused with 422. Concurrent first tries are settled by the
+    unique constraint on the stored answer (and on the record's id): the loser's writes
+    are rolled back and it answers with the winner's result.
+    """
+    if key is None and isinstance(body, SQLModel):
+        key = getattr(body, "id", None)
+    if key is None:
+        code, payload, headers = action()
+        session.commit()
+        return JSONResponse(jsonable_encoder(payload), status_code=code, headers=headers)
+    # pydantic's serialiser is fast and deterministic for a validated body (spectra are big).
+    request_repr = body.model_dump_json() if isinstance(body, SQLModel) else canonical_json(body)
+    fingerprint = sha256_hex(request.url.path + "\n" + request_repr)
+    scope = principal.scope
+    existing = crud.find_idempotent(session=session, scope=scope, key=key)
+    if existing is not None:
+        session.rollback()
+        return _replay(existing, fingerprint)
+    try:
+        code, payload, headers = action()
+        encoded = jsonable_encoder(payload)
+        record = IdempotencyRecord(
+            scope=scope,
+            key=key,
+            method=request.method,
+            path=request.url.path,
+            request_sha256=fingerprint,
+            status_code=code,
+            response=json.dumps({"body": encoded, "headers": headers}),
+        )
+        stored = crud.store_idempotent_response(session=session, record=record)
+    except (IntegrityError, ConflictError):
+        stored = False
+        session.rollback()
+        winner = crud.find_idempotent(session=session, scope=scope, key=key)
+        if winner is None:
+            raise
+        return _replay(winner, fingerprint)
+    if not stored:
+        session.rollback()
+        winner = crud.find_idempotent(session=session, scope=scope, key=key)
+        if winner is None:  # the other request failed after all; the client may retry
+            raise ConflictError("a concurrent request with this idempotency key failed; retry")
+        return _replay(winner, fingerprint)
+    session.commit()
+    return JSONResponse(encoded, status_code=code, headers=headers)

@@ -1,0 +1,601 @@
+"""Tamper evidence: record versions, the hash-chained audit log, signed checkpoints, verification.
+
+Every write calls :func:`record_change` in the same transaction as the write itself: it
+stores the row's new version as canonical JSON and appends an :class:`AuditEvent` whose
+hash covers its content and the previous event's hash. :func:`verify` re-derives all of it
+from the database, so edits, deletions, insertions and reorderings made behind the
+service's back are found.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import json
+import os
+import uuid
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from sqlalchemy import Float, Integer, and_, func, select
+from sqlmodel import Session, SQLModel
+
+from service.core.types import utcnow
+from service.errors import AuditChainError
+from service.models import (
+    VERSIONED,
+    AuditCheckpoint,
+    AuditEvent,
+    AuditVerifyProblem,
+    AuditVerifyReport,
+    Blob,
+    RecordVersion,
+)
+from service.principal import Principal
+
+GENESIS = "0" * 64
+#: Columns kept out of readable versions; a version holds their SHA-256 instead.
+SECRET_COLUMNS = frozenset({"hashed_password", "key_hash"})
+#: Arbitrary constant naming the PostgreSQL advisory lock that serialises chain appends.
+_CHAIN_LOCK = 0x66_73_61_75_64_69_74  # "fsaudit"
+_BATCH = 2000
+_MAX_PROBLEMS = 200
+
+
+# --------------------------------------------------------------------------- canonical form
+
+
+def canonical_json(value: Any) -> str:
+    """Deterministic JSON: sorted keys, no spaces, no NaN."""
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )
+
+
+def sha256_hex(data: bytes | str) -> str:
+    """SHA-256 hex digest of bytes, or of a string's UTF-8."""
+    return hashlib.sha256(data.encode("utf-8") if isinstance(data, str) else data).hexdigest()
+
+
+def _iso(value: datetime) -> str:
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def snapshot(row: SQLModel) -> dict[str, Any]:
+    """The row's columns as plain JSON values, identical whichever database it came from.
+
+    Binary columns appear as their SHA-256, so a version is small yet covers the bytes.
+    """
+    table = row.__table__  # type: ignore[attr-defined]
+    return snapshot_values(table, {c.key: getattr(row, c.key) for c in table.columns})
+
+
+def snapshot_values(table: Any, values: Mapping[str, Any]) -> dict[str, Any]:
+    """:func:`snapshot` of a row given as a column→value mapping (bulk inserts)."""
+    out: dict[str, Any] = {}
+    for column in table.columns:
+        value = values.get(column.key)
+        if value is None:
+            pass
+        elif column.key in SECRET_COLUMNS:
+            value = {"sha256": sha256_hex(str(value))}  # history is readable: never the secret
+        elif isinstance(value, datetime):
+            value = _iso(value)
+        elif isinstance(value, uuid.UUID):
+            value = str(value)
+        elif isinstance(value, enum.Enum):
+            value = value.value
+        elif isinstance(value, bytes | bytearray | memoryview):
+            value = {"sha256": sha256_hex(bytes(value))}
+        elif isinstance(column.type, Float):
+            value = float(value)
+        elif isinstance(column.type, Integer) and not isinstance(value, bool):
+            value = int(value)
+        out[column.key] = value
+    return out
+
+
+def digest_of(row: SQLModel) -> str:
+    """SHA-256 of the row's canonical snapshot."""
+    return sha256_hex(canonical_json(snapshot(row)))
+
+
+_EVENT_FIELDS = (
+    "seq", "at", "agency_id", "actor_user_id", "actor_device_id", "entity_type", "entity_id",
+    "action", "version", "before_digest", "after_digest", "prev_hash",
+)  # fmt: skip
+
+
+def event_hash_values(values: Mapping[str, Any]) -> str:
+    """The hash of an audit event given as a mapping of its fields."""
+    payload: dict[str, Any] = {}
+    for name in _EVENT_FIELDS:
+        value = values.get(name)
+        if isinstance(value, datetime):
+            value = _iso(value)
+        elif isinstance(value, uuid.UUID):
+            value = str(value)
+        payload[name] = value
+    payload["seq"] = int(payload["seq"])
+    return sha256_hex(canonical_json(payload))
+
+
+def event_hash(event: AuditEvent) -> str:
+    """The hash an event must carry: over all its fields, including ``prev_hash``."""
+    return event_hash_values({name: getattr(event, name) for name in _EVENT_FIELDS})
+
+
+# --------------------------------------------------------------------------- signing
+
+
+@dataclass(frozen=True)
+class CheckpointSigner:
+    """The Ed25519 key that signs checkpoints; keep the file outside the database."""
+
+    private_key: Ed25519PrivateKey
+
+    @property
+    def public_key_hex(self) -> str:
+        raw = self.private_key.public_key().public_bytes(
+            serialization.Encoding.Raw, serialization.PublicFormat.Raw
+        )
+        return raw.hex()
+
+    @classmethod
+    def load_or_create(cls, path: Path) -> CheckpointSigner:
+        """Read the PEM key at ``path``, making a new one (mode 0600) on first use."""
+        try:
+            if path.exists():
+                key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+                if not isinstance(key, Ed25519PrivateKey):
+                    raise AuditChainError(f"{path}: not an Ed25519 private key")
+                return cls(key)
+            key = Ed25519PrivateKey.generate()
+            pem = key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(pem)
+            return cls(key)
+        except FileExistsError:  # another process made it between exists() and open()
+            return cls.load_or_create(path)
+        except (OSError, ValueError) as exc:
+            raise AuditChainError(f"checkpoint key {path}: {exc}") from None
+
+
+def _checkpoint_message(seq: int, head_hash: str, at: datetime) -> bytes:
+    return f"fieldscan-audit-checkpoint:v1:{seq}:{head_hash}:{_iso(at)}".encode()
+
+
+@dataclass(frozen=True)
+class AuditSettings:
+    """What appends need besides the session: kept in ``session.info['audit']``."""
+
+    signer: CheckpointSigner | None = None
+    checkpoint_every: int = 1000
+
+
+def bind(session: Session, settings: AuditSettings) -> Session:
+    """Attach audit settings to a session (the app does it for each request)."""
+    session.info["audit"] = settings
+    return session
+
+
+# --------------------------------------------------------------------------- appending
+
+
+def lock_chain(session: Session) -> None:
+    # SQLite write transactions are already serialised (BEGIN IMMEDIATE); PostgreSQL needs a
+    # lock held to commit, taken as late as possible in the transaction to keep it short.
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(func.pg_advisory_xact_lock(_CHAIN_LOCK)))
+
+
+def head(session: Session) -> tuple[int, str]:
+    """``(seq, hash)`` of the newest event, ``(0, GENESIS)`` for an empty chain."""
+    row = session.execute(
+        select(AuditEvent.seq, AuditEvent.hash).order_by(AuditEvent.seq.desc()).limit(1)  # type: ignore[attr-defined]
+    ).first()
+    return (int(row[0]), str(row[1])) if row else (0, GENESIS)
+
+
+def append_event(
+    *,
+    session: Session,
+    actor: Principal,
+    entity_type: str,
+    entity_id: uuid.UUID,
+    action: str,
+    version: int | None,
+    before_digest: str | None,
+    after_digest: str | None,
+    agency_id: uuid.UUID | None = None,
+) -> AuditEvent:
+    """Append one event after the current head (in the caller's transaction)."""
+    lock_chain(session)
+    seq, prev = head(session)
+    event = AuditEvent(
+        seq=seq + 1,
+        at=utcnow(),
+        agency_id=agency_id if agency_id is not None else actor.agency_id,
+        actor_user_id=actor.user_id,
+        actor_device_id=actor.device_id,
+        entity_type=entity_type,
+        entity_id=entity_id,
+        action=action,
+        version=version,
+        before_digest=before_digest,
+        after_digest=after_digest,
+        prev_hash=prev,
+        hash="",
+    )
+    event.hash = event_hash(event)
+    session.add(event)
+    session.flush()
+    settings: AuditSettings | None = session.info.get("audit")
+    if settings and settings.signer and event.seq % settings.checkpoint_every == 0:
+        _add_checkpoint(session, settings.signer, event.seq, event.hash)
+    return event
+
+
+def record_change(
+    *,
+    session: Session,
+    actor: Principal,
+    row: SQLModel,
+    action: str,
+    reason: str | None = None,
+    before_digest: str | None = None,
+) -> RecordVersion:
+    """Store ``row``'s current state as a new version and chain an audit event for it."""
+    session.flush()  # defaults (ids, timestamps) filled in before the snapshot is taken
+    entity_type = str(row.__tablename__)
+    data = snapshot(row)
+    text = canonical_json(data)
+    version = RecordVersion(
+        entity_type=entity_type,
+        entity_id=row.id,  # type: ignore[attr-defined]
+        agency_id=getattr(row, "agency_id", None) or (row.id if entity_type == "agency" else None),  # type: ignore[attr-defined]
+        version=row.version,  # type: ignore[attr-defined]
+        data=text,
+        digest=sha256_hex(text),
+        reason=reason,
+        actor_user_id=actor.user_id,
+        actor_device_id=actor.device_id,
+    )
+    session.add(version)
+    append_event(
+        session=session,
+        actor=actor,
+        entity_type=entity_type,
+        entity_id=version.entity_id,
+        action=action,
+        version=version.version,
+        before_digest=before_digest,
+        after_digest=version.digest,
+        agency_id=version.agency_id,
+    )
+    return version
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+
+def _add_checkpoint(
+    session: Session, signer: CheckpointSigner, seq: int, head_hash: str
+) -> AuditCheckpoint:
+    at = utcnow()
+    signature = signer.private_key.sign(_checkpoint_message(seq, head_hash, at)).hex()
+    checkpoint = AuditCheckpoint(
+        seq=seq, head_hash=head_hash, at=at, public_key=signer.public_key_hex, signature=signature
+    )
+    session.add(checkpoint)
+    session.flush()
+    return checkpoint
+
+
+def make_checkpoint(*, session: Session, signer: CheckpointSigner) -> AuditCheckpoint:
+    """Sign the current chain head now (on demand)."""
+    lock_chain(session)
+    seq, head_hash = head(session)
+    if seq == 0:
+        raise AuditChainError("the audit chain is empty: nothing to sign")
+    return _add_checkpoint(session, signer, seq, head_hash)
+
+
+# --------------------------------------------------------------------------- verification
+
+
+class _Problems:
+    def __init__(self) -> None:
+        self.items: list[AuditVerifyProblem] = []
+        self.count = 0
+
+    def add(self, kind: str, detail: str, **where: Any) -> None:
+        self.count += 1
+        if len(self.items) < _MAX_PROBLEMS:
+            self.items.append(AuditVerifyProblem(kind=kind, detail=detail, **where))
+
+
+def _batches(session: Session, statement: Any) -> Iterator[Any]:
+    yield from session.execute(statement.execution_options(yield_per=_BATCH))
+
+
+def verify(
+    session: Session, *, trusted_public_keys: Iterable[str] = (), require_trusted: bool = False
+) -> AuditVerifyReport:
+    """Re-derive the whole audit trail from the database and report every inconsistency.
+
+    Checks, in order: the chain (sequence without gaps, each ``prev_hash`` equal to the
+    previous ``hash``, each ``hash`` recomputed); checkpoints (signature, and that the signed
+    head is the event now at that position); record versions (digest of the stored data,
+    contiguous version numbers, one audit event per version with that digest, one version
+    per event); current rows (equal to their newest version); attachment bytes (SHA-256).
+    """
+    problems = _Problems()
+    trusted = set(trusted_public_keys)
+    events, last_seq, last_hash = _verify_chain(session, problems)
+    checkpoints = _verify_checkpoints(session, problems, trusted, require_trusted)
+    versions = _verify_versions(session, problems)
+    rows = _verify_rows(session, problems)
+    _verify_blobs(session, problems)
+    return AuditVerifyReport(
+        ok=problems.count == 0,
+        events_checked=events,
+        versions_checked=versions,
+        rows_checked=rows,
+        checkpoints_checked=checkpoints,
+        head_seq=last_seq,
+        head_hash=last_hash if last_seq else None,
+        problems=problems.items,
+    )
+
+
+def _verify_chain(session: Session, problems: _Problems) -> tuple[int, int, str]:
+    expected_seq, prev = 1, GENESIS
+    count = 0
+    for (event,) in _batches(session, select(AuditEvent).order_by(AuditEvent.seq)):  # type: ignore[arg-type]
+        count += 1
+        if event.seq != expected_seq:
+            problems.add(
+                "chain_gap",
+                f"expected event {expected_seq}, found {event.seq}: events deleted or renumbered",
+                seq=event.seq,
+            )
+        if event.prev_hash != prev:
+            problems.add(
+                "chain_link",
+                f"event {event.seq} does not follow the previous event "
+                "(deleted, inserted or reordered events)",
+                seq=event.seq,
+            )
+        if event_hash(event) != event.hash:
+            problems.add(
+                "event_altered",
+                f"event {event.seq}'s content does not match its hash (edited)",
+                seq=event.seq,
+                entity_type=event.entity_type,
+                entity_id=event.entity_id,
+            )
+        expected_seq, prev = event.seq + 1, event.hash
+    return count, expected_seq - 1, prev
+
+
+def _verify_checkpoints(
+    session: Session, problems: _Problems, trusted: set[str], require_trusted: bool
+) -> int:
+    count = 0
+    statement = (
+        select(AuditCheckpoint, AuditEvent.hash)
+        .join(AuditEvent, AuditEvent.seq == AuditCheckpoint.seq, isouter=True)  # type: ignore[arg-type]
+        .order_by(AuditCheckpoint.seq)  # type: ignore[arg-type]
+    )
+    for checkpoint, hash_now in _batches(session, statement):
+        count += 1
+        try:
+            key = Ed25519PublicKey.from_public_bytes(bytes.fromhex(checkpoint.public_key))
+            key.verify(
+                bytes.fromhex(checkpoint.signature),
+                _checkpoint_message(checkpoint.seq, checkpoint.head_hash, checkpoint.at),
+            )
+        except (InvalidSignature, ValueError):
+            problems.add(
+                "checkpoint_signature",
+                f"checkpoint at {checkpoint.seq}: bad signature",
+                seq=checkpoint.seq,
+            )
+            continue
+        if (trusted or require_trusted) and checkpoint.public_key not in trusted:
+            problems.add(
+                "checkpoint_untrusted",
+                f"checkpoint at {checkpoint.seq} is signed by an unknown key "
+                f"{checkpoint.public_key[:16]}…",
+                seq=checkpoint.seq,
+            )
+        if hash_now != checkpoint.head_hash:
+            problems.add(
+                "checkpoint_mismatch",
+                f"the chain at {checkpoint.seq} differs from the signed checkpoint "
+                "(history rewritten)",
+                seq=checkpoint.seq,
+            )
+    return count
+
+
+def _verify_versions(session: Session, problems: _Problems) -> int:
+    count = 0
+    for (version,) in _batches(session, select(RecordVersion).order_by(RecordVersion.id)):  # type: ignore[arg-type]
+        count += 1
+        where = {"entity_type": version.entity_type, "entity_id": version.entity_id}
+        label = f"{version.entity_type} {version.entity_id} v{version.version}"
+        if sha256_hex(version.data) != version.digest:
+            problems.add(
+                "version_altered",
+                f"{label}: data does not match its digest",
+                **where,
+            )
+            continue
+        try:
+            data = json.loads(version.data)
+        except ValueError:
+            problems.add(
+                "version_altered",
+                f"{label}: unreadable",
+                **where,
+            )
+            continue
+        if data.get("version") != version.version or data.get("id") != str(version.entity_id):
+            problems.add(
+                "version_altered",
+                f"{label}: data is another version's",
+                **where,
+            )
+    # Contiguous versions 1..n per record.
+    gaps = (
+        select(RecordVersion.entity_type, RecordVersion.entity_id)
+        .group_by(RecordVersion.entity_type, RecordVersion.entity_id)
+        .having(
+            (func.count() != func.max(RecordVersion.version))
+            | (func.min(RecordVersion.version) != 1)
+        )
+    )
+    for entity_type, entity_id in session.execute(gaps):
+        problems.add(
+            "version_missing",
+            f"{entity_type} {entity_id}: versions are not 1..n (deleted)",
+            entity_type=entity_type,
+            entity_id=entity_id,
+        )
+    # Every version has its audit event with the same digest...
+    unmatched = (
+        select(
+            RecordVersion.entity_type,
+            RecordVersion.entity_id,
+            RecordVersion.version,
+            AuditEvent.after_digest,
+            RecordVersion.digest,
+        )
+        .join(
+            AuditEvent,
+            and_(
+                AuditEvent.entity_type == RecordVersion.entity_type,
+                AuditEvent.entity_id == RecordVersion.entity_id,
+                AuditEvent.version == RecordVersion.version,
+            ),
+            isouter=True,
+        )
+        .where((AuditEvent.seq.is_(None)) | (AuditEvent.after_digest != RecordVersion.digest))  # type: ignore[union-attr]
+    )
+    for entity_type, entity_id, number, logged, _digest in session.execute(unmatched):
+        what = (
+            "has no audit event (inserted)"
+            if logged is None
+            else "differs from its audited digest (edited)"
+        )
+        problems.add(
+            "version_unaudited",
+            f"{entity_type} {entity_id} v{number} {what}",
+            entity_type=entity_type,
+            entity_id=entity_id,
+        )
+    # ...and every audited version still exists.
+    orphans = (
+        select(AuditEvent.seq, AuditEvent.entity_type, AuditEvent.entity_id, AuditEvent.version)
+        .join(
+            RecordVersion,
+            and_(
+                AuditEvent.entity_type == RecordVersion.entity_type,
+                AuditEvent.entity_id == RecordVersion.entity_id,
+                AuditEvent.version == RecordVersion.version,
+            ),
+            isouter=True,
+        )
+        .where(AuditEvent.after_digest.is_not(None), RecordVersion.id.is_(None))  # type: ignore[union-attr]
+    )
+    for seq, entity_type, entity_id, number in session.execute(orphans):
+        problems.add(
+            "version_deleted",
+            f"{entity_type} {entity_id} v{number} was audited but is gone",
+            seq=seq,
+            entity_type=entity_type,
+            entity_id=entity_id,
+        )
+    return count
+
+
+def _verify_rows(session: Session, problems: _Problems) -> int:
+    count = 0
+    for name, model in VERSIONED.items():
+        table = model.__table__  # type: ignore[attr-defined]
+        statement = (
+            select(model, RecordVersion.digest)
+            .join(
+                RecordVersion,
+                and_(
+                    RecordVersion.entity_type == name,
+                    RecordVersion.entity_id == table.c.id,
+                    RecordVersion.version == table.c.version,
+                ),
+                isouter=True,
+            )
+            .order_by(table.c.id)
+        )
+        for row, digest in _batches(session, statement):
+            count += 1
+            if digest is None:
+                problems.add(
+                    "row_unversioned",
+                    f"{name} {row.id} v{row.version} has no recorded version "
+                    "(inserted or version changed directly)",
+                    entity_type=name,
+                    entity_id=row.id,
+                )
+            elif digest_of(row) != digest:
+                problems.add(
+                    "row_altered",
+                    f"{name} {row.id} differs from its recorded version {row.version} "
+                    "(edited directly)",
+                    entity_type=name,
+                    entity_id=row.id,
+                )
+        newest = (
+            select(RecordVersion.entity_id, func.max(RecordVersion.version))
+            .where(RecordVersion.entity_type == name)
+            .group_by(RecordVersion.entity_id)
+            .subquery()
+        )
+        missing = (
+            select(newest.c.entity_id, table.c.version)
+            .join(table, table.c.id == newest.c.entity_id, isouter=True)
+            .where((table.c.id.is_(None)) | (table.c.version != newest.c[1]))
+        )
+        for entity_id, current in session.execute(missing):
+            what = (
+                "was deleted directly"
+                if current is None
+                else f"is at version {current}, behind its history"
+            )
+            problems.add(
+                "row_missing", f"{name} {entity_id} {what}", entity_type=name, entity_id=entity_id
+            )
+    return count
+
+
+def _verify_blobs(session: Session, problems: _Problems) -> None:
+    for (blob,) in _batches(session, select(Blob)):
+        if sha256_hex(bytes(blob.data)) != blob.sha256 or len(blob.data) != blob.size:
+            problems.add(
+                "blob_altered", f"attachment bytes {blob.sha256[:16]}… do not match their hash"
+            )

@@ -1,0 +1,1 @@
+"""Settings, database engine, security primitives and column types."""

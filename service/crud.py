@@ -1,0 +1,976 @@
+"""Keyword-only data operations. Every write is versioned and audited in the caller's transaction.
+
+Functions raise :mod:`service.errors` (never HTTP errors); reads are always limited to the
+actor's agency, so another agency's record is simply "not found".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+
+import numpy as np
+from argon2 import PasswordHasher
+from sqlalchemy import exists, func, insert, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, SQLModel
+
+from service import audit
+from service.core.security import hash_device_key, hash_password, new_device_key, verify_password
+from service.core.types import utcnow
+from service.errors import (
+    AuthenticationError,
+    ConflictError,
+    InvalidInputError,
+    NotFoundError,
+    PermissionDeniedError,
+    PreconditionFailedError,
+)
+from service.models import (
+    GRAMS_PER_UNIT,
+    Agency,
+    AgencyCreate,
+    Approval,
+    ApprovalDecision,
+    ApprovalStatus,
+    Attachment,
+    Blob,
+    CustodyEvent,
+    CustodyEventCreate,
+    CustodyKind,
+    Device,
+    DeviceCreate,
+    DeviceKey,
+    Discrepancy,
+    FieldTest,
+    FieldTestCreate,
+    FieldTestPublic,
+    IdempotencyRecord,
+    Item,
+    ItemCreate,
+    ItemUpdate,
+    LabResult,
+    LabResultCreate,
+    MassUnit,
+    RawSpectrum,
+    RecordVersion,
+    Role,
+    Seizure,
+    SeizureCreate,
+    SeizureUpdate,
+    SpectrumKindName,
+    User,
+    UserCreate,
+    UserUpdate,
+    Verdict,
+)
+from service.principal import (
+    ADMINS,
+    APPROVERS,
+    CUSTODY_WRITERS,
+    DEVICE_ROLE,
+    EDITORS,
+    FIELD_WRITERS,
+    LAB_WRITERS,
+    SYSTEM_ROLE,
+    Principal,
+)
+
+R = TypeVar("R", bound=SQLModel)
+
+#: Item fields whose change needs a second person (four eyes).
+FOUR_EYES_ITEM_FIELDS = ("gross_mass", "net_mass", "mass_unit", "substance")
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _get_scoped(session: Session, model: type[R], entity_id: uuid.UUID, actor: Principal) -> R:
+    row = session.get(model, entity_id)
+    if row is None or (actor.role != SYSTEM_ROLE and row.agency_id != actor.scope):  # type: ignore[attr-defined]
+        raise NotFoundError(str(model.__tablename__), entity_id)
+    return row
+
+
+def _add_new(
+    session: Session, row: SQLModel, actor: Principal, *, reason: str | None = None
+) -> None:
+    """Insert a new record (version 1) and audit it; a duplicate id is a conflict."""
+    session.add(row)
+    try:
+        # No savepoint (it costs two round trips per write): a failed flush fails the
+        # whole request, whose transaction is then rolled back by the caller.
+        session.flush()
+    except IntegrityError as exc:
+        raise ConflictError(
+            f"{row.__tablename__} {row.id} cannot be created: {_reason(exc)}"
+        ) from None  # type: ignore[attr-defined]
+    audit.record_change(session=session, actor=actor, row=row, action="create", reason=reason)
+
+
+def _reason(exc: IntegrityError) -> str:
+    text = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+    return text[:300]
+
+
+def _check_version(row: SQLModel, if_match: int) -> None:
+    current = row.version  # type: ignore[attr-defined]
+    if if_match != current:
+        raise PreconditionFailedError(str(row.__tablename__), if_match, current)
+
+
+def _apply(
+    session: Session, row: SQLModel, changes: dict[str, Any], actor: Principal, reason: str
+) -> bool:
+    """Make a new version of ``row`` with ``changes``; False (and nothing written) if no-op."""
+    changed = {k: v for k, v in changes.items() if getattr(row, k) != v}
+    if not changed:
+        return False
+    before = audit.digest_of(row)
+    table = row.__table__  # type: ignore[attr-defined]
+    old_version = row.version  # type: ignore[attr-defined]
+    values = dict(changed, version=old_version + 1)
+    if "updated_at" in table.c:
+        values["updated_at"] = utcnow()
+    # Compare-and-set on the version: after a concurrent writer this touches no row.
+    result = session.execute(
+        table.update()
+        .where(table.c.id == row.id, table.c.version == old_version)  # type: ignore[attr-defined]
+        .values(**values)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        raise PreconditionFailedError(str(row.__tablename__), old_version, "newer")
+    session.refresh(row)  # the stored form (database types) is what gets versioned
+    audit.record_change(
+        session=session, actor=actor, row=row, action="update", reason=reason, before_digest=before
+    )
+    return True
+
+
+# --------------------------------------------------------------------------- agencies, users
+
+
+def create_agency(*, session: Session, actor: Principal, agency_in: AgencyCreate) -> Agency:
+    """A new agency (bootstrap by the system; no user may create agencies)."""
+    if actor.role != SYSTEM_ROLE:
+        raise PermissionDeniedError(actor.role, "create agencies")
+    agency = Agency.model_validate(agency_in)
+    _add_new(session, agency, actor)
+    return agency
+
+
+def get_agency(*, session: Session, actor: Principal, agency_id: uuid.UUID) -> Agency:
+    agency = session.get(Agency, agency_id)
+    if agency is None or (actor.role != SYSTEM_ROLE and agency.id != actor.agency_id):
+        raise NotFoundError("agency", agency_id)
+    return agency
+
+
+def get_agency_by_name(*, session: Session, name: str) -> Agency | None:
+    return session.exec(select(Agency).where(Agency.name == name)).scalars().first()  # type: ignore[call-overload, no-any-return]
+
+
+def list_agencies(*, session: Session) -> Sequence[Agency]:
+    return session.scalars(select(Agency).order_by(Agency.name)).all()
+
+
+def create_user(
+    *,
+    session: Session,
+    actor: Principal,
+    agency_id: uuid.UUID,
+    user_in: UserCreate,
+    hasher: PasswordHasher,
+) -> User:
+    """A user of ``agency_id``; only the system or that agency's admin may create one."""
+    if actor.role != SYSTEM_ROLE:
+        actor.require(ADMINS, "create users")
+        if agency_id != actor.scope:
+            raise NotFoundError("agency", agency_id)
+    if session.get(Agency, agency_id) is None:
+        raise NotFoundError("agency", agency_id)
+    data = user_in.model_dump(exclude={"password", "id"})
+    user = User(
+        **data,
+        id=user_in.id or uuid.uuid4(),
+        agency_id=agency_id,
+        hashed_password=hash_password(hasher, user_in.password),
+    )
+    _add_new(session, user, actor)
+    return user
+
+
+def get_user(*, session: Session, actor: Principal, user_id: uuid.UUID) -> User:
+    return _get_scoped(session, User, user_id, actor)
+
+
+def get_user_by_username(*, session: Session, username: str) -> User | None:
+    return session.scalars(select(User).where(User.username == username)).first()
+
+
+def list_users(*, session: Session, actor: Principal) -> Sequence[User]:
+    query = select(User).order_by(User.username)
+    if actor.role != SYSTEM_ROLE:
+        query = query.where(User.agency_id == actor.scope)
+    return session.scalars(query).all()
+
+
+def update_user(
+    *,
+    session: Session,
+    actor: Principal,
+    user_id: uuid.UUID,
+    user_in: UserUpdate,
+    if_match: int,
+    hasher: PasswordHasher,
+) -> User:
+    if actor.role != SYSTEM_ROLE:
+        actor.require(ADMINS, "change users")
+    user = _get_scoped(session, User, user_id, actor)
+    _check_version(user, if_match)
+    changes = user_in.model_dump(exclude_unset=True, exclude={"reason", "password"})
+    if user_in.password is not None:
+        changes["hashed_password"] = hash_password(hasher, user_in.password)
+    _apply(session, user, changes, actor, user_in.reason)
+    return user
+
+
+def authenticate(*, session: Session, username: str, password: str, hasher: PasswordHasher) -> User:
+    """The active user with these credentials; :class:`AuthenticationError` otherwise."""
+    user = get_user_by_username(session=session, username=username)
+    if user is None:
+        hasher.hash(password)  # same work as a real check: no timing hint that the name is unknown
+        raise AuthenticationError("incorrect username or password")
+    if not verify_password(hasher, password, user.hashed_password):
+        raise AuthenticationError("incorrect username or password")
+    if not user.is_active:
+        raise AuthenticationError("account disabled")
+    return user
+
+
+def principal_for_user(user: User) -> Principal:
+    return Principal(agency_id=user.agency_id, role=Role(user.role).value, user_id=user.id)
+
+
+# --------------------------------------------------------------------------- devices and keys
+
+
+def create_device(
+    *, session: Session, actor: Principal, agency_id: uuid.UUID, device_in: DeviceCreate
+) -> Device:
+    if actor.role != SYSTEM_ROLE:
+        actor.require(ADMINS, "register devices")
+        if agency_id != actor.scope:
+            raise NotFoundError("agency", agency_id)
+    if session.get(Agency, agency_id) is None:
+        raise NotFoundError("agency", agency_id)
+    device = Device(
+        **device_in.model_dump(exclude={"id"}), id=device_in.id or uuid.uuid4(), agency_id=agency_id
+    )
+    _add_new(session, device, actor)
+    return device
+
+
+def get_device(*, session: Session, actor: Principal, device_id: uuid.UUID) -> Device:
+    return _get_scoped(session, Device, device_id, actor)
+
+
+def list_devices(*, session: Session, actor: Principal) -> Sequence[Device]:
+    query = select(Device).order_by(Device.serial)
+    if actor.role != SYSTEM_ROLE:
+        query = query.where(Device.agency_id == actor.scope)
+    return session.scalars(query).all()
+
+
+def create_device_key(
+    *, session: Session, actor: Principal, device_id: uuid.UUID, label: str | None = None
+) -> tuple[DeviceKey, str]:
+    """A new API key for a device: the stored row and the key itself (shown only once)."""
+    if actor.role != SYSTEM_ROLE:
+        actor.require(ADMINS, "issue device keys")
+    device = _get_scoped(session, Device, device_id, actor)
+    key = new_device_key()
+    row = DeviceKey(
+        device_id=device.id, agency_id=device.agency_id, key_hash=hash_device_key(key), label=label
+    )
+    _add_new(session, row, actor)
+    return row, key
+
+
+def revoke_device_key(*, session: Session, actor: Principal, key_id: uuid.UUID) -> DeviceKey:
+    if actor.role != SYSTEM_ROLE:
+        actor.require(ADMINS, "revoke device keys")
+    row = _get_scoped(session, DeviceKey, key_id, actor)
+    if row.revoked_at is None:
+        _apply(session, row, {"revoked_at": utcnow()}, actor, "revoked")
+    return row
+
+
+def list_device_keys(
+    *, session: Session, actor: Principal, device_id: uuid.UUID
+) -> Sequence[DeviceKey]:
+    device = _get_scoped(session, Device, device_id, actor)
+    return session.scalars(
+        select(DeviceKey).where(DeviceKey.device_id == device.id).order_by(DeviceKey.created_at)
+    ).all()
+
+
+def principal_for_device_key(*, session: Session, key: str) -> Principal:
+    """The field station a device key belongs to; revoked or unknown keys are refused."""
+    row = session.scalars(
+        select(DeviceKey).where(DeviceKey.key_hash == hash_device_key(key))
+    ).first()
+    if row is None:
+        raise AuthenticationError("unknown device key")
+    if row.revoked_at is not None:
+        raise AuthenticationError("device key revoked")
+    return Principal(agency_id=row.agency_id, role=DEVICE_ROLE, device_id=row.device_id)
+
+
+# --------------------------------------------------------------------------- seizures
+
+
+@dataclass(frozen=True, slots=True)
+class SeizureFilter:
+    """Search criteria; all optional and combined with AND."""
+
+    date_from: datetime | None = None
+    date_to: datetime | None = None
+    substance: str | None = None
+    verdict: Verdict | None = None
+    agency_id: uuid.UUID | None = None
+    country: str | None = None
+    transport_mode: str | None = None
+    status: str | None = None
+    q: str | None = None
+
+
+def create_seizure(*, session: Session, actor: Principal, seizure_in: SeizureCreate) -> Seizure:
+    actor.require(FIELD_WRITERS, "record seizures")
+    data = seizure_in.model_dump(exclude={"id", "persons", "companies"})
+    seizure = Seizure(
+        **data,
+        id=seizure_in.id or uuid.uuid4(),
+        agency_id=actor.scope,
+        created_by_user_id=actor.user_id,
+        created_by_device_id=actor.device_id,
+    )
+    seizure.persons = [p.model_dump(mode="json") for p in seizure_in.persons]  # type: ignore[misc]
+    seizure.companies = [c.model_dump(mode="json") for c in seizure_in.companies]  # type: ignore[misc]
+    _add_new(session, seizure, actor)
+    return seizure
+
+
+def get_seizure(*, session: Session, actor: Principal, seizure_id: uuid.UUID) -> Seizure:
+    return _get_scoped(session, Seizure, seizure_id, actor)
+
+
+def _like(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def list_seizures(
+    *, session: Session, actor: Principal, filters: SeizureFilter, skip: int = 0, limit: int = 50
+) -> tuple[Sequence[Seizure], bool]:
+    """Newest first; returns the page and whether more rows follow."""
+    if filters.agency_id is not None and filters.agency_id != actor.scope:
+        return [], False  # sharing between agencies comes later: another agency shows nothing
+    query = select(Seizure).where(Seizure.agency_id == actor.scope)
+    if filters.date_from is not None:
+        query = query.where(Seizure.seized_at >= filters.date_from)
+    if filters.date_to is not None:
+        query = query.where(Seizure.seized_at <= filters.date_to)
+    if filters.country:
+        c = filters.country.upper()
+        query = query.where(
+            or_(
+                Seizure.country == c,
+                Seizure.origin_country == c,
+                Seizure.departure_country == c,
+                Seizure.destination_country == c,
+            )
+        )
+    if filters.transport_mode:
+        query = query.where(Seizure.transport_mode == filters.transport_mode)
+    if filters.status:
+        query = query.where(Seizure.status == filters.status)
+    if filters.substance:
+        name = filters.substance.lower()
+        query = query.where(
+            or_(
+                exists().where(Item.seizure_id == Seizure.id, func.lower(Item.substance) == name),
+                exists().where(
+                    FieldTest.seizure_id == Seizure.id, func.lower(FieldTest.main_substance) == name
+                ),
+            )
+        )
+    if filters.verdict:
+        query = query.where(
+            exists().where(
+                FieldTest.seizure_id == Seizure.id, FieldTest.verdict == filters.verdict.value
+            )
+        )
+    if filters.q:
+        pattern = _like(filters.q)
+        query = query.where(
+            or_(
+                Seizure.narrative.ilike(pattern, escape="\\"),  # type: ignore[union-attr]
+                exists().where(
+                    Item.seizure_id == Seizure.id,
+                    Item.description.ilike(pattern, escape="\\"),  # type: ignore[attr-defined]
+                ),
+            )
+        )
+    query = (
+        query.order_by(Seizure.seized_at.desc(), Seizure.id.desc()).offset(skip).limit(limit + 1)
+    )  # type: ignore[attr-defined]
+    rows = session.scalars(query).all()
+    return rows[:limit], len(rows) > limit
+
+
+def update_seizure(
+    *,
+    session: Session,
+    actor: Principal,
+    seizure_id: uuid.UUID,
+    seizure_in: SeizureUpdate,
+    if_match: int,
+) -> Seizure:
+    actor.require(EDITORS, "edit seizures")
+    seizure = _get_scoped(session, Seizure, seizure_id, actor)
+    _check_version(seizure, if_match)
+    changes = seizure_in.model_dump(exclude_unset=True, exclude={"reason"}, mode="python")
+    for key in ("persons", "companies"):
+        if key in changes and changes[key] is not None:
+            changes[key] = [dict(v) for v in seizure_in.model_dump(mode="json", include={key})[key]]
+    for key in [k for k, v in changes.items() if v is None]:
+        column = Seizure.__table__.c[key]  # type: ignore[attr-defined]
+        if not column.nullable:
+            raise InvalidInputError(key, "cannot be cleared")
+    _apply(session, seizure, changes, actor, seizure_in.reason)
+    return seizure
+
+
+# --------------------------------------------------------------------------- items
+
+
+def create_item(
+    *, session: Session, actor: Principal, seizure_id: uuid.UUID, item_in: ItemCreate
+) -> Item:
+    actor.require(FIELD_WRITERS, "record items")
+    seizure = _get_scoped(session, Seizure, seizure_id, actor)
+    item = Item(
+        **item_in.model_dump(exclude={"id"}),
+        id=item_in.id or uuid.uuid4(),
+        seizure_id=seizure.id,
+        agency_id=seizure.agency_id,
+    )
+    _add_new(session, item, actor)
+    return item
+
+
+def get_item(*, session: Session, actor: Principal, item_id: uuid.UUID) -> Item:
+    return _get_scoped(session, Item, item_id, actor)
+
+
+def list_items(*, session: Session, actor: Principal, seizure_id: uuid.UUID) -> Sequence[Item]:
+    seizure = _get_scoped(session, Seizure, seizure_id, actor)
+    return session.scalars(
+        select(Item).where(Item.seizure_id == seizure.id).order_by(Item.created_at, Item.id)
+    ).all()
+
+
+def update_item(
+    *, session: Session, actor: Principal, item_id: uuid.UUID, item_in: ItemUpdate, if_match: int
+) -> Item | Approval:
+    """Apply the change, or, when it alters a recorded mass or substance, file it for approval."""
+    actor.require(EDITORS, "edit items")
+    item = _get_scoped(session, Item, item_id, actor)
+    _check_version(item, if_match)
+    changes = item_in.model_dump(exclude_unset=True, exclude={"reason"})
+    if "description" in changes and changes["description"] is None:
+        raise InvalidInputError("description", "cannot be cleared")
+    guarded = [
+        k
+        for k in FOUR_EYES_ITEM_FIELDS
+        if k in changes and changes[k] != getattr(item, k) and getattr(item, k) is not None
+    ]
+    if guarded:
+        payload = {k: (v.value if hasattr(v, "value") else v) for k, v in changes.items()}
+        approval = Approval(
+            agency_id=item.agency_id,
+            entity_type="item",
+            entity_id=item.id,
+            action="update",
+            payload=payload,
+            reason=item_in.reason,
+            base_version=item.version,
+            requested_by_user_id=actor.user_id,
+            requested_by_device_id=actor.device_id,
+        )
+        _add_new(session, approval, actor, reason=item_in.reason)
+        return approval
+    _apply(session, item, changes, actor, item_in.reason)
+    return item
+
+
+# --------------------------------------------------------------------------- field tests
+
+
+def _main_substance(identification: dict[str, Any]) -> str | None:
+    components = identification.get("components") or []
+    if components:
+        return str(components[0]["name"])
+    if identification.get("verdict") == Verdict.IDENTIFIED.value and identification.get(
+        "candidates"
+    ):
+        return str(identification["candidates"][0]["name"])
+    return None
+
+
+def spectrum_bytes(spectrum: RawSpectrum) -> tuple[bytes, bytes, str]:
+    """float64 little-endian bytes of axis and intensities and their joint SHA-256."""
+    axis = np.asarray(spectrum.axis, dtype="<f8").tobytes()
+    values = np.asarray(spectrum.intensities, dtype="<f8").tobytes()
+    return axis, values, hashlib.sha256(axis + values).hexdigest()
+
+
+def decode_spectrum(test: FieldTest) -> RawSpectrum:
+    """The stored raw spectrum, exactly the numbers that were sent."""
+    axis = np.frombuffer(test.axis_f64le, dtype="<f8")
+    values = np.frombuffer(test.intensities_f64le, dtype="<f8")
+    return RawSpectrum.model_construct(
+        kind=SpectrumKindName(test.spectrum_kind), axis=axis.tolist(), intensities=values.tolist()
+    )
+
+
+def create_field_test(
+    *,
+    session: Session,
+    actor: Principal,
+    item_id: uuid.UUID,
+    test_in: FieldTestCreate,
+    identification_raw: dict[str, Any] | None = None,
+) -> FieldTest:
+    """Record a field test; ``identification_raw`` is the matcher's JSON as received (verbatim)."""
+    actor.require(FIELD_WRITERS, "record field tests")
+    item = _get_scoped(session, Item, item_id, actor)
+    device_id = test_in.device_id or actor.device_id
+    if device_id is not None and device_id != actor.device_id:
+        _get_scoped(session, Device, device_id, actor)  # the device must be ours
+    operator_id = test_in.operator_id or actor.user_id
+    if operator_id is not None:
+        _get_scoped(session, User, operator_id, actor)
+    ident = (
+        identification_raw
+        if identification_raw is not None
+        else test_in.identification.model_dump(mode="json")
+    )
+    axis, values, digest = spectrum_bytes(test_in.spectrum)
+    test = FieldTest(
+        **test_in.model_dump(
+            exclude={"id", "spectrum", "identification", "device_id", "operator_id"}
+        ),
+        id=test_in.id or uuid.uuid4(),
+        device_id=device_id,
+        operator_id=operator_id,
+        item_id=item.id,
+        seizure_id=item.seizure_id,
+        agency_id=item.agency_id,
+        verdict=test_in.identification.verdict.value,
+        main_substance=_main_substance(ident),
+        library_version=test_in.identification.library_version,
+        identification_json=json.dumps(ident, ensure_ascii=False, allow_nan=False),
+        spectrum_kind=test_in.spectrum.kind.value,
+        n_points=len(test_in.spectrum.axis),
+        axis_f64le=axis,
+        intensities_f64le=values,
+        spectrum_sha256=digest,
+    )
+    _add_new(session, test, actor)
+    return test
+
+
+def get_field_test(*, session: Session, actor: Principal, test_id: uuid.UUID) -> FieldTest:
+    return _get_scoped(session, FieldTest, test_id, actor)
+
+
+def list_field_tests(
+    *, session: Session, actor: Principal, item_id: uuid.UUID
+) -> Sequence[FieldTest]:
+    item = _get_scoped(session, Item, item_id, actor)
+    return session.scalars(
+        select(FieldTest)
+        .where(FieldTest.item_id == item.id)
+        .order_by(FieldTest.tested_at, FieldTest.id)
+    ).all()
+
+
+def field_test_public(test: FieldTest, *, with_spectrum: bool = True) -> FieldTestPublic:
+    data = {c.key: getattr(test, c.key) for c in FieldTest.__table__.columns}  # type: ignore[attr-defined]
+    data["identification"] = json.loads(test.identification_json)
+    data["spectrum"] = decode_spectrum(test) if with_spectrum else None
+    return FieldTestPublic.model_validate(data)
+
+
+# --------------------------------------------------------------------------- custody
+
+
+def create_custody_event(
+    *, session: Session, actor: Principal, item_id: uuid.UUID, event_in: CustodyEventCreate
+) -> CustodyEvent | Approval:
+    """Record a custody event; destruction is filed for a supervisor's approval instead."""
+    actor.require(CUSTODY_WRITERS, "record custody events")
+    item = _get_scoped(session, Item, item_id, actor)
+    event_id = event_in.id or uuid.uuid4()
+    if event_in.kind == CustodyKind.DESTROYED:
+        if not event_in.reason:
+            raise InvalidInputError("reason", "recording destruction needs a reason")
+        payload = event_in.model_dump(mode="json", exclude={"reason"})
+        payload["id"] = str(event_id)
+        approval = Approval(
+            agency_id=item.agency_id,
+            entity_type="item",
+            entity_id=item.id,
+            action="custody_destroyed",
+            payload=payload,
+            reason=event_in.reason,
+            requested_by_user_id=actor.user_id,
+            requested_by_device_id=actor.device_id,
+        )
+        _add_new(session, approval, actor, reason=event_in.reason)
+        return approval
+    event = _custody_row(item, event_in, event_id, actor)
+    _add_new(session, event, actor, reason=event_in.reason)
+    return event
+
+
+def _custody_row(
+    item: Item, event_in: CustodyEventCreate, event_id: uuid.UUID, actor: Principal
+) -> CustodyEvent:
+    return CustodyEvent(
+        **event_in.model_dump(exclude={"id", "reason"}),
+        id=event_id,
+        item_id=item.id,
+        agency_id=item.agency_id,
+        recorded_by_user_id=actor.user_id,
+        recorded_by_device_id=actor.device_id,
+    )
+
+
+def list_custody_events(
+    *, session: Session, actor: Principal, item_id: uuid.UUID
+) -> Sequence[CustodyEvent]:
+    """The custody timeline of an item, oldest first."""
+    item = _get_scoped(session, Item, item_id, actor)
+    return session.scalars(
+        select(CustodyEvent)
+        .where(CustodyEvent.item_id == item.id)
+        .order_by(CustodyEvent.occurred_at, CustodyEvent.created_at)
+    ).all()
+
+
+# --------------------------------------------------------------------------- laboratory
+
+
+def create_lab_result(
+    *, session: Session, actor: Principal, item_id: uuid.UUID, result_in: LabResultCreate
+) -> LabResult:
+    actor.require(LAB_WRITERS, "record laboratory results")
+    item = _get_scoped(session, Item, item_id, actor)
+    result = LabResult(
+        **result_in.model_dump(exclude={"id"}),
+        id=result_in.id or uuid.uuid4(),
+        item_id=item.id,
+        agency_id=item.agency_id,
+        analyst_id=actor.user_id,
+    )
+    _add_new(session, result, actor)
+    return result
+
+
+def list_lab_results(
+    *, session: Session, actor: Principal, item_id: uuid.UUID
+) -> Sequence[LabResult]:
+    item = _get_scoped(session, Item, item_id, actor)
+    return session.scalars(
+        select(LabResult)
+        .where(LabResult.item_id == item.id)
+        .order_by(LabResult.analysed_at, LabResult.id)
+    ).all()
+
+
+def _grams(mass: float | None, unit: str | None) -> float | None:
+    if mass is None or unit is None:
+        return None
+    factor = GRAMS_PER_UNIT.get(MassUnit(unit))
+    return None if factor is None else mass * factor
+
+
+def _same_substance(a: str | None, b: str) -> bool:
+    return a is not None and a.strip().casefold() == b.strip().casefold()
+
+
+def discrepancy(
+    *, item: Item, field_substance: str | None, result: LabResult, tolerance_percent: float
+) -> Discrepancy:
+    """Compare an item's field record with a laboratory result (pure)."""
+    field_g = _grams(item.net_mass, item.mass_unit)
+    lab_g = _grams(result.net_mass, result.mass_unit)
+    loss = None
+    if field_g is not None and lab_g is not None and field_g > 0:
+        loss = (field_g - lab_g) / field_g * 100.0
+    return Discrepancy(
+        item_id=item.id,
+        seizure_id=item.seizure_id,
+        lab_result_id=result.id,
+        field_substance=field_substance,
+        lab_substance=result.substance,
+        identity_differs=not _same_substance(field_substance, result.substance),
+        field_net_mass_g=field_g,
+        lab_net_mass_g=lab_g,
+        mass_loss_percent=loss,
+        mass_lost_beyond_tolerance=loss is not None and loss > tolerance_percent,
+        tolerance_percent=tolerance_percent,
+    )
+
+
+def _field_substance(session: Session, item: Item) -> str | None:
+    if item.substance:
+        return item.substance
+    latest = session.scalars(
+        select(FieldTest.main_substance)
+        .where(FieldTest.item_id == item.id)
+        .order_by(FieldTest.tested_at.desc())  # type: ignore[attr-defined]
+    ).first()
+    return latest
+
+
+def item_discrepancies(
+    *, session: Session, actor: Principal, item_id: uuid.UUID, tolerance_percent: float
+) -> list[Discrepancy]:
+    item = _get_scoped(session, Item, item_id, actor)
+    field = _field_substance(session, item)
+    results = list_lab_results(session=session, actor=actor, item_id=item_id)
+    return [
+        discrepancy(item=item, field_substance=field, result=r, tolerance_percent=tolerance_percent)
+        for r in results
+    ]
+
+
+def list_discrepancies(
+    *,
+    session: Session,
+    actor: Principal,
+    tolerance_percent: float,
+    only_flagged: bool = True,
+    limit: int = 500,
+) -> list[Discrepancy]:
+    """Field-versus-laboratory comparisons over the agency's items with lab results."""
+    rows = session.execute(
+        select(Item, LabResult)
+        .join(LabResult, LabResult.item_id == Item.id)
+        .where(Item.agency_id == actor.scope)
+        .order_by(LabResult.analysed_at.desc())  # type: ignore[attr-defined]
+        .limit(limit)
+    ).all()
+    out = []
+    for item, result in rows:
+        found = discrepancy(
+            item=item,
+            field_substance=_field_substance(session, item),
+            result=result,
+            tolerance_percent=tolerance_percent,
+        )
+        if not only_flagged or found.identity_differs or found.mass_lost_beyond_tolerance:
+            out.append(found)
+    return out
+
+
+# --------------------------------------------------------------------------- approvals
+
+
+def list_approvals(
+    *, session: Session, actor: Principal, status: ApprovalStatus | None = None
+) -> Sequence[Approval]:
+    query = select(Approval).where(Approval.agency_id == actor.scope)
+    if status is not None:
+        query = query.where(Approval.status == status.value)
+    return session.scalars(query.order_by(Approval.created_at.desc())).all()  # type: ignore[attr-defined]
+
+
+def get_approval(*, session: Session, actor: Principal, approval_id: uuid.UUID) -> Approval:
+    return _get_scoped(session, Approval, approval_id, actor)
+
+
+def decide_approval(
+    *, session: Session, actor: Principal, approval_id: uuid.UUID, decision: ApprovalDecision
+) -> Approval:
+    """A supervisor other than the requester approves (and the change is applied) or rejects."""
+    actor.require(APPROVERS, "approve changes")
+    approval = _get_scoped(session, Approval, approval_id, actor)
+    if approval.status != ApprovalStatus.PENDING.value:
+        raise ConflictError(f"approval {approval.id} is already {approval.status}")
+    if actor.user_id is not None and actor.user_id == approval.requested_by_user_id:
+        raise PermissionDeniedError(actor.role, "approve their own request (four eyes)")
+    result_id: uuid.UUID | None = None
+    if decision.approve:
+        item = _get_scoped(session, Item, approval.entity_id, actor)
+        requester = Principal(
+            agency_id=approval.agency_id,
+            role="requester",
+            user_id=approval.requested_by_user_id,
+            device_id=approval.requested_by_device_id,
+        )
+        if approval.action == "update":
+            if approval.base_version is not None and item.version != approval.base_version:
+                raise PreconditionFailedError("item", approval.base_version, item.version)
+            changes = ItemUpdate.model_validate({**approval.payload, "reason": approval.reason})
+            _apply(
+                session,
+                item,
+                changes.model_dump(exclude_unset=True, exclude={"reason"}),
+                requester,
+                f"{approval.reason} (approved by {actor.user_id}, approval {approval.id})",
+            )
+            result_id = item.id
+        elif approval.action == "custody_destroyed":
+            event_in = CustodyEventCreate.model_validate(approval.payload)
+            event = _custody_row(item, event_in, uuid.UUID(approval.payload["id"]), requester)
+            _add_new(session, event, actor, reason=f"{approval.reason} (approval {approval.id})")
+            result_id = event.id
+        else:  # pragma: no cover - only the two actions above are ever filed
+            raise ConflictError(f"unknown approval action {approval.action!r}")
+    _apply(
+        session,
+        approval,
+        {
+            "status": (
+                ApprovalStatus.APPROVED if decision.approve else ApprovalStatus.REJECTED
+            ).value,
+            "decided_by_user_id": actor.user_id,
+            "decided_at": utcnow(),
+            "decision_reason": decision.reason,
+            "result_entity_id": result_id,
+        },
+        actor,
+        decision.reason or ("approved" if decision.approve else "rejected"),
+    )
+    return approval
+
+
+# --------------------------------------------------------------------------- attachments
+
+
+def add_attachment(
+    *,
+    session: Session,
+    actor: Principal,
+    item_id: uuid.UUID,
+    filename: str,
+    media_type: str,
+    data: bytes,
+    attachment_id: uuid.UUID | None = None,
+) -> Attachment:
+    """Store bytes once by SHA-256 and link them to an item."""
+    actor.require(FIELD_WRITERS | LAB_WRITERS, "attach files")
+    if not data:
+        raise InvalidInputError("file", "is empty")
+    item = _get_scoped(session, Item, item_id, actor)
+    digest = hashlib.sha256(data).hexdigest()
+    if session.get(Blob, digest) is None:
+        try:
+            with session.begin_nested():
+                session.execute(insert(Blob).values(sha256=digest, size=len(data), data=data))
+        except IntegrityError:
+            pass  # stored concurrently by another request: same bytes, same key
+    attachment = Attachment(
+        id=attachment_id or uuid.uuid4(),
+        item_id=item.id,
+        agency_id=item.agency_id,
+        sha256=digest,
+        filename=filename[:255] or "file",
+        media_type=media_type[:100] or "application/octet-stream",
+        size=len(data),
+    )
+    _add_new(session, attachment, actor)
+    return attachment
+
+
+def list_attachments(
+    *, session: Session, actor: Principal, item_id: uuid.UUID
+) -> Sequence[Attachment]:
+    item = _get_scoped(session, Item, item_id, actor)
+    return session.scalars(
+        select(Attachment).where(Attachment.item_id == item.id).order_by(Attachment.created_at)
+    ).all()
+
+
+def attachment_content(
+    *, session: Session, actor: Principal, attachment_id: uuid.UUID
+) -> tuple[Attachment, bytes]:
+    attachment = _get_scoped(session, Attachment, attachment_id, actor)
+    blob = session.get(Blob, attachment.sha256)
+    if blob is None:
+        raise NotFoundError("blob", attachment.sha256)
+    return attachment, bytes(blob.data)
+
+
+# --------------------------------------------------------------------------- history
+
+
+def list_versions(
+    *, session: Session, actor: Principal, entity_type: str, entity_id: uuid.UUID
+) -> Sequence[RecordVersion]:
+    """Every version of one record of the actor's agency, oldest first."""
+    query = select(RecordVersion).where(
+        RecordVersion.entity_type == entity_type, RecordVersion.entity_id == entity_id
+    )
+    if actor.role != SYSTEM_ROLE:
+        query = query.where(RecordVersion.agency_id == actor.scope)
+    rows = session.scalars(query.order_by(RecordVersion.version)).all()
+    if not rows:
+        raise NotFoundError(entity_type, entity_id)
+    return rows
+
+
+# --------------------------------------------------------------------------- idempotency
+
+
+def find_idempotent(
+    *, session: Session, scope: uuid.UUID, key: uuid.UUID
+) -> IdempotencyRecord | None:
+    return session.scalars(
+        select(IdempotencyRecord).where(
+            IdempotencyRecord.scope == scope, IdempotencyRecord.key == key
+        )
+    ).first()
+
+
+def store_idempotent_response(*, session: Session, record: IdempotencyRecord) -> bool:
+    """Insert the first answer for ``record.key``; False if another request stored one first.
+
+    The unique constraint on (scope, key) decides, never a prior check: on PostgreSQL a
+    concurrent holder makes this statement wait for its commit and then do nothing.
+    """
+    values = {
+        c.key: getattr(record, c.key) for c in IdempotencyRecord.__table__.columns if c.key != "id"
+    }  # type: ignore[attr-defined]
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    statement = (
+        dialect_insert(IdempotencyRecord)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["scope", "key"])
+        .returning(IdempotencyRecord.id)  # type: ignore[arg-type]
+    )
+    return session.execute(statement).first() is not None

@@ -1,0 +1,397 @@
+"""Pages and actions over HTTP (no browser): sessions, roles, isolation, pagination, bad input."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlmodel import Session
+
+from service import crud
+from service.core.db import make_engine
+from service.models import Approval, Item, Seizure
+
+LOGIN = "/ui/login"
+
+
+def _login(client: TestClient, world: Any, role: str, agency: str = "A") -> None:
+    r = client.post(
+        LOGIN,
+        data={
+            "username": world.users[agency][role],
+            "password": world.password,
+            "next": "/ui/seizures",
+        },
+        follow_redirects=False,
+    )
+    assert r.status_code == 303, r.text
+
+
+def _row(settings: Any, model: Any, ident: Any) -> Any:
+    engine = make_engine(settings.sqlalchemy_url)
+    try:
+        with Session(engine) as session:
+            return session.get(model, ident)
+    finally:
+        engine.dispose()
+
+
+def test_web_pages_need_a_session(ui_client: TestClient, scenario: Any) -> None:
+    for path in (
+        "/ui/seizures",
+        f"/ui/seizures/{scenario.seizure_id}",
+        "/ui/review",
+        "/ui/oversight",
+        "/ui/dashboard",
+        f"/ui/field-tests/{scenario.test_id}/report.pdf",
+        "/ui/seizures.csv",
+    ):
+        r = ui_client.get(path, follow_redirects=False)
+        assert r.status_code == 303, path
+        assert r.headers["location"].startswith("/ui/login?next=")
+    assert (
+        ui_client.get(
+            "/ui/seizures",
+            cookies={"fieldscan_session": "forged.token.value"},
+            follow_redirects=False,
+        ).status_code
+        == 303
+    )
+
+
+def test_web_login_sets_a_strict_httponly_cookie(ui_client: TestClient, web_world: Any) -> None:
+    r = ui_client.post(
+        LOGIN,
+        data={
+            "username": web_world.users["A"]["officer"],
+            "password": web_world.password,
+            "next": "//evil.example/x",
+        },
+        follow_redirects=False,
+    )
+    assert r.status_code == 303
+    assert r.headers["location"] == "/ui/seizures"  # never an open redirect
+    cookie = r.headers["set-cookie"]
+    assert cookie.startswith("fieldscan_session=")
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie
+    r = ui_client.post("/ui/logout", follow_redirects=False)
+    assert r.status_code == 303 and "fieldscan_session=" in r.headers["set-cookie"]
+    assert ui_client.get("/ui/seizures", follow_redirects=False).status_code == 303
+
+
+def test_web_bad_credentials_are_refused_without_a_cookie(
+    ui_client: TestClient, web_world: Any
+) -> None:
+    r = ui_client.post(
+        LOGIN, data={"username": web_world.users["A"]["officer"], "password": "nope nope nope"}
+    )
+    assert r.status_code == 401
+    assert "Incorrect username or password." in r.text
+    assert "set-cookie" not in r.headers
+    r = ui_client.post(LOGIN, data={"username": "x" * 101, "password": "p"})
+    assert r.status_code == 422
+
+
+def test_web_cross_site_posts_are_refused(
+    ui_client: TestClient, web_world: Any, scenario: Any, web_settings: Any
+) -> None:
+    _login(ui_client, web_world, "supervisor")
+    before = _row(web_settings, Seizure, scenario.bulk_ids[5]).version
+    r = ui_client.post(
+        f"/ui/seizures/{scenario.bulk_ids[5]}/review",
+        data={"action": "confirm", "version": before},
+        headers={"Origin": "https://evil.example"},
+        follow_redirects=False,
+    )
+    assert r.status_code == 403
+    assert _row(web_settings, Seizure, scenario.bulk_ids[5]).version == before
+
+
+def test_web_agency_isolation(ui_client: TestClient, web_world: Any, scenario: Any) -> None:
+    _login(ui_client, web_world, "investigator")
+    assert "Other agency secret place" not in ui_client.get("/ui/seizures?limit=200").text
+    for path in (
+        f"/ui/seizures/{scenario.other_seizure_id}",
+        f"/ui/field-tests/{scenario.other_test_id}/report.pdf",
+    ):
+        r = ui_client.get(path)
+        assert r.status_code == 404, path
+    for kind in ("csv", "json", "unodc.csv", "incb.json"):
+        assert "Other agency secret place" not in ui_client.get(f"/ui/seizures.{kind}").text
+    assert "Other agency" not in ui_client.get("/ui/dashboard").text
+
+
+def test_web_keyset_pages_cover_every_row_once_newest_first(
+    ui_client: TestClient, web_world: Any, scenario: Any
+) -> None:
+    _login(ui_client, web_world, "officer")
+    seen: list[str] = []
+    url: str | None = "/ui/seizures?limit=7&transport_mode=air"
+    pages = 0
+    while url:
+        r = ui_client.get(url, headers={"HX-Request": "true"} if "after=" in url else {})
+        assert r.status_code == 200
+        seen += re.findall(r'href="/ui/seizures/([0-9a-f-]{36})"', r.text)
+        nxt = re.search(r'hx-get="([^"]+)"', r.text)
+        url = nxt.group(1).replace("&amp;", "&") if nxt else None
+        pages += 1
+    # Bulk seizures 0, 3, 6... are by air, plus the main seizure.
+    expected = {str(scenario.seizure_id)} | {
+        str(i) for n, i in enumerate(scenario.bulk_ids) if n % 3 == 0
+    }
+    assert len(seen) == len(set(seen)) == len(expected)
+    assert set(seen) == expected
+    assert pages == -(-len(expected) // 7)
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "verdict=bogus",
+        "date_from=yesterday",
+        "country=PER",
+        "status=lost",
+        "after=not-a-cursor",
+        "transport_mode=horse",
+    ],
+)
+def test_web_bad_filters_are_a_clear_error(
+    ui_client: TestClient, web_world: Any, query: str
+) -> None:
+    _login(ui_client, web_world, "officer")
+    r = ui_client.get(f"/ui/seizures?{query}")
+    assert r.status_code == 422
+    assert 'role="alert"' in r.text
+
+
+def test_web_filters_narrow_the_list(ui_client: TestClient, web_world: Any, scenario: Any) -> None:
+    _login(ui_client, web_world, "officer")
+    r = ui_client.get(
+        "/ui/seizures", params={"substance": scenario.reference, "verdict": "identified"}
+    )
+    assert re.findall(r'href="/ui/seizures/([0-9a-f-]{36})"', r.text) == [str(scenario.seizure_id)]
+    r = ui_client.get(
+        "/ui/seizures", params={"date_from": "2026-03-13", "date_to": "2026-03-13", "q": "suitcase"}
+    )
+    assert (
+        "Jorge Chávez airport" not in r.text
+        and "Bulk place 000" in r.text
+        and "Bulk place 001" not in r.text
+    )
+    r = ui_client.get("/ui/seizures", params={"q": "zzzz-nothing"})
+    assert "No seizure matches these filters." in r.text
+
+
+def test_web_review_actions_need_a_supervisor_and_are_versioned(
+    ui_client: TestClient, web_world: Any, scenario: Any, web_settings: Any
+) -> None:
+    target = scenario.bulk_ids[1]
+    version = _row(web_settings, Seizure, target).version
+    _login(ui_client, web_world, "officer")
+    r = ui_client.post(
+        f"/ui/seizures/{target}/review", data={"action": "confirm", "version": version}
+    )
+    assert r.status_code == 403
+    _login(ui_client, web_world, "supervisor")
+    r = ui_client.post(
+        f"/ui/seizures/{target}/review", data={"action": "reject", "version": version}
+    )
+    assert r.status_code == 422 and "needs a reason" in r.text
+    r = ui_client.post(
+        f"/ui/seizures/{target}/review", data={"action": "explode", "version": version}
+    )
+    assert r.status_code == 422
+    r = ui_client.post(
+        f"/ui/seizures/{target}/review",
+        data={"action": "reject", "version": version, "reason": "wrong peak set"},
+    )
+    assert r.status_code == 200 and "Review recorded." in r.text
+    row = _row(web_settings, Seizure, target)
+    assert (row.status, row.version) == ("under_review", version + 1)
+    assert "Field result rejected by supervisor: wrong peak set" in r.text
+    r = ui_client.post(
+        f"/ui/seizures/{target}/review", data={"action": "confirm", "version": version}
+    )
+    assert r.status_code == 412  # stale form: nothing written
+    assert _row(web_settings, Seizure, target).version == version + 1
+
+
+def test_web_lab_result_form(
+    ui_client: TestClient, web_world: Any, scenario: Any, web_settings: Any
+) -> None:
+    _login(ui_client, web_world, "analyst")
+    item = scenario.precursor_item_id
+    r = ui_client.post(
+        f"/ui/items/{item}/lab-result",
+        data={
+            "method": "gc_ms",
+            "substance": "acetic anhydride",
+            "analysed_on": "2026-03-20",
+            "net_mass": "lots",
+        },
+    )
+    assert r.status_code == 422 and "must be a number" in r.text
+    r = ui_client.post(
+        f"/ui/items/{item}/lab-result",
+        data={
+            "method": "gc_ms",
+            "substance": "acetic anhydride",
+            "analysed_on": "2026-03-20",
+            "net_mass": "199,5",
+        },
+    )
+    assert r.status_code == 422 and "mass_unit" in r.text  # pydantic's rule, shown clearly
+    r = ui_client.post(
+        f"/ui/items/{item}/lab-result",
+        data={
+            "method": "gc_ms",
+            "substance": "acetic anhydride",
+            "analysed_on": "2026-03-20",
+            "net_mass": "199,5",
+            "mass_unit": "l",
+            "purity_percent": "98",
+        },
+    )
+    assert r.status_code == 200 and "Laboratory result recorded." in r.text
+    assert (
+        _row(web_settings, Seizure, scenario.seizure_id).status == "open"
+    )  # analysts may not edit seizures
+    _login(ui_client, web_world, "supervisor")
+    r = ui_client.post(
+        f"/ui/items/{item}/lab-result",
+        data={"method": "ftir", "substance": "acetic anhydride", "analysed_on": "2026-03-21"},
+    )
+    assert r.status_code == 200
+    assert _row(web_settings, Seizure, scenario.seizure_id).status == "lab_confirmed"
+    _login(ui_client, web_world, "officer")
+    r = ui_client.post(
+        f"/ui/items/{item}/lab-result",
+        data={"method": "gc_ms", "substance": "x", "analysed_on": "2026-03-20"},
+    )
+    assert r.status_code == 403
+
+
+def test_web_four_eyes_requester_cannot_approve(
+    ui_client: TestClient, web_world: Any, scenario: Any, web_settings: Any
+) -> None:
+    _login(ui_client, web_world, "supervisor")
+    item = _row(web_settings, Item, scenario.precursor_item_id)
+    r = ui_client.post(
+        f"/ui/items/{item.id}/correction",
+        data={
+            "version": item.version,
+            "reason": "re-measured",
+            "net_mass": "150",
+            "mass_unit": "l",
+        },
+    )
+    assert r.status_code == 200 and "Change filed for approval by a second supervisor." in r.text
+    assert _row(web_settings, Item, item.id).net_mass == 200.0  # not applied yet
+    engine = make_engine(web_settings.sqlalchemy_url)
+    with Session(engine) as session:
+        sup = crud.get_user_by_username(
+            session=session, username=web_world.users["A"]["supervisor"]
+        )
+        pending = [
+            a
+            for a in session.query(Approval).all()
+            if a.entity_id == item.id
+            and a.status == "pending"
+            and sup
+            and a.requested_by_user_id == sup.id
+        ]
+    engine.dispose()
+    approval = pending[0]
+    r = ui_client.post(f"/ui/approvals/{approval.id}", data={"decision": "approve"})
+    assert r.status_code == 403 and "own request" in r.text
+    _login(ui_client, web_world, "supervisor2")
+    page = ui_client.get("/ui/review").text
+    assert "re-measured" in page
+    r = ui_client.post(
+        f"/ui/approvals/{approval.id}", data={"decision": "approve", "reason": "scale ticket seen"}
+    )
+    assert r.status_code == 200
+    assert _row(web_settings, Item, item.id).net_mass == 150.0
+    r = ui_client.post(f"/ui/approvals/{approval.id}", data={"decision": "approve"})
+    assert r.status_code == 409  # already decided
+    r = ui_client.post(f"/ui/items/{item.id}/correction", data={"version": 99, "reason": "x"})
+    assert r.status_code == 422  # neither substance nor mass given
+
+
+def test_web_unknown_records_and_routes(ui_client: TestClient, web_world: Any) -> None:
+    _login(ui_client, web_world, "officer")
+    assert ui_client.get("/ui/seizures/00000000-0000-0000-0000-000000000000").status_code == 404
+    assert ui_client.get("/ui/seizures/not-a-uuid").status_code == 422
+    assert ui_client.get("/ui/seizures.xlsx").status_code == 404
+    assert ui_client.get("/ui/lang/de", follow_redirects=False).status_code == 404
+
+
+def test_web_language_choice_is_remembered_in_a_cookie(
+    ui_client: TestClient, web_world: Any
+) -> None:
+    r = ui_client.get("/ui/lang/pt?next=/ui/login", follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/ui/login"
+    assert "fieldscan_lang=pt" in r.headers["set-cookie"]
+    page = ui_client.get("/ui/login")
+    assert '<html lang="pt">' in page.text and "Iniciar sessão" in page.text
+    r = ui_client.get(
+        "/ui/login", cookies={"fieldscan_lang": ""}, headers={"Accept-Language": "es-ES,es;q=0.9"}
+    )
+    assert "Iniciar sesión" in r.text
+
+
+@pytest.mark.parametrize("lang", ["en", "es", "fr", "pt"])
+def test_web_every_page_renders_in_every_language(
+    ui_client: TestClient, web_world: Any, scenario: Any, lang: str
+) -> None:
+    ui_client.cookies.set("fieldscan_lang", lang)
+    _login(ui_client, web_world, "supervisor")
+    for path in (
+        "/ui/seizures",
+        f"/ui/seizures/{scenario.seizure_id}",
+        "/ui/review",
+        "/ui/oversight",
+        "/ui/dashboard",
+    ):
+        r = ui_client.get(path)
+        assert r.status_code == 200, (lang, path)
+        assert f'<html lang="{lang}">' in r.text
+        assert r.headers["content-language"] == lang
+
+
+def test_web_attachment_download(
+    ui_client: TestClient, web_world: Any, scenario: Any, web_settings: Any
+) -> None:
+    from service import audit
+    from service.audit import AuditSettings, CheckpointSigner
+
+    engine = make_engine(web_settings.sqlalchemy_url)
+    with Session(engine) as session:
+        audit.bind(
+            session,
+            AuditSettings(
+                signer=CheckpointSigner.load_or_create(web_settings.signing_key_path),
+                checkpoint_every=50,
+            ),
+        )
+        user = crud.get_user_by_username(session=session, username=web_world.users["A"]["officer"])
+        assert user is not None
+        att = crud.add_attachment(
+            session=session,
+            actor=crud.principal_for_user(user),
+            item_id=scenario.item_id,
+            filename="<photo>.jpg",
+            media_type="image/jpeg",
+            data=b"\xff\xd8jpeg",
+        )
+        session.commit()
+        att_id = att.id
+    engine.dispose()
+    _login(ui_client, web_world, "officer")
+    r = ui_client.get(f"/ui/attachments/{att_id}")
+    assert r.status_code == 200 and r.content == b"\xff\xd8jpeg"
+    assert r.headers["content-disposition"] == 'attachment; filename="photo.jpg"'
+    _login(ui_client, web_world, "officer", agency="B")
+    assert ui_client.get(f"/ui/attachments/{att_id}").status_code == 404
