@@ -55,19 +55,19 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _start_server(url: str, data_dir: Path, workers: int) -> tuple[subprocess.Popen[bytes], str]:
+def _start_server(url: str, data_dir: Path, secret: str) -> tuple[subprocess.Popen[bytes], str]:
     port = _free_port()
     env = {
         **os.environ,
         "DATABASE_URL": url,
         "FIELDSCAN_DATA_DIR": str(data_dir),
-        "FIELDSCAN_SECRET_KEY": uuid.uuid4().hex,
+        "FIELDSCAN_SECRET_KEY": secret,
         "FIELDSCAN_ARGON2_TIME_COST": "1",
         "FIELDSCAN_ARGON2_MEMORY_KIB": "8",
     }
     command = [
         sys.executable, "-m", "uvicorn", "--factory", "service.main:create_app",
-        "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
+        "--host", "127.0.0.1", "--port", str(port),
         "--log-level", "warning", "--no-access-log",
     ]  # fmt: skip
     proc = subprocess.Popen(command, env=env)
@@ -86,7 +86,7 @@ def _start_server(url: str, data_dir: Path, workers: int) -> tuple[subprocess.Po
 
 
 async def _field_tests(
-    base: str, key: str, item_id: str, *, clients: int, total: int, seconds: float
+    bases: list[str], key: str, item_id: str, *, clients: int, total: int, seconds: float
 ) -> dict[str, Any]:
     template = field_test_payload(2048, seed=1)
     latencies: list[float] = []
@@ -96,11 +96,11 @@ async def _field_tests(
         queue.put_nowait(n)
     stop_at = time.monotonic() + seconds
     headers = {"X-Device-Key": key, "Content-Type": "application/json"}
-    url = f"{base}/items/{item_id}/field-tests"
+    urls = [f"{base}/items/{item_id}/field-tests" for base in bases]
     # Encode once: the client must not be the bottleneck on a 2-core machine.
     encoded = json.dumps({**template, "id": "00000000-0000-4000-8000-000000000000"})
 
-    async def worker(client: httpx.AsyncClient) -> None:
+    async def worker(client: httpx.AsyncClient, url: str) -> None:
         while time.monotonic() < stop_at:
             try:
                 queue.get_nowait()
@@ -118,9 +118,10 @@ async def _field_tests(
         # Warm up connections and caches outside the measurement.
         for _ in range(min(clients, 10)):
             body = encoded.replace("00000000-0000-4000-8000-000000000000", str(uuid.uuid4()), 1)
-            await client.post(url, content=body, headers=headers)
+            await client.post(urls[0], content=body, headers=headers)
         t0 = time.perf_counter()
-        await asyncio.gather(*(worker(client) for _ in range(clients)))
+        # Clients spread over the instances, as a balancer would.
+        await asyncio.gather(*(worker(client, urls[n % len(urls)]) for n in range(clients)))
         elapsed = time.perf_counter() - t0
     return {"count": len(latencies), "elapsed": elapsed, "latencies": latencies, "errors": errors}
 
@@ -166,7 +167,9 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--field-tests", type=int, default=3000)
     parser.add_argument("--seconds", type=float, default=60, help="time limit per phase")
-    parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
+    parser.add_argument(
+        "--instances", type=int, default=2, help="service processes (one uvicorn each)"
+    )
     parser.add_argument("--search-rounds", type=int, default=100)
     args = parser.parse_args()
 
@@ -191,7 +194,10 @@ def main() -> None:
         rate = made / seed_s
         print(f"seeded {made} seizures (+{made} items, audited) in {seed_s:.1f} s ({rate:.0f}/s)")
 
-        proc, base = _start_server(url, Path(tmp), args.workers)
+        secret = uuid.uuid4().hex  # shared, as instances behind a balancer would share it
+        servers = [_start_server(url, Path(tmp), secret) for _ in range(args.instances)]
+        bases = [base for _, base in servers]
+        base = bases[0]
         try:
             station = {"X-Device-Key": key}
             seizure = httpx.post(f"{base}/seizures", json=seizure_payload(), headers=station).json()
@@ -202,7 +208,7 @@ def main() -> None:
             ).json()
             result = asyncio.run(
                 _field_tests(
-                    base,
+                    bases,
                     key,
                     item["id"],
                     clients=args.clients,
@@ -213,7 +219,8 @@ def main() -> None:
             count, elapsed = result["count"], result["elapsed"]
             print(
                 f"field tests (2048-point spectra, {args.clients} clients, "
-                f"{args.workers} workers): {count} in {elapsed:.2f} s = {count / elapsed:.0f}/s; "
+                f"{args.instances} instances): {count} in {elapsed:.2f} s "
+                f"= {count / elapsed:.0f}/s; "
                 f"{_summary(result['latencies'])}; errors {result['errors'] or 'none'}"
             )
             search = _search(base, key, rounds=args.search_rounds, seconds=args.seconds)
@@ -222,11 +229,13 @@ def main() -> None:
             for name, values in [*search.items(), ("all", every)]:
                 print(f"  {name:18s} {_summary(values)}")
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            for proc, _ in servers:
+                proc.terminate()
+            for proc, _ in servers:
+                try:
+                    proc.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
 
 
 if __name__ == "__main__":

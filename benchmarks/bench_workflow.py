@@ -166,7 +166,8 @@ def main() -> None:
             print(
                 f"  {'dark + sample' if dark else 'sample only  '}: "
                 f"line-rate transfer {line * 1000:6.1f} ms ({int(r['frames'])} frame(s)); "
-                f"acquire {r['acquire_s'] * 1000:6.1f} ms, identify {r['identify_s'] * 1000:5.1f} ms, "
+                f"acquire {r['acquire_s'] * 1000:6.1f} ms, "
+                f"identify {r['identify_s'] * 1000:5.1f} ms, "
                 f"log {r['log_s'] * 1000:5.1f} ms; total {r['total_s'] * 1000:6.1f} ms "
                 f"(p95 {r['total_p95_s'] * 1000:6.1f}) = {r['total_s'] / line:.2f} × line rate, "
                 f"{(r['total_s'] - line) * 1000:+.1f} ms over it"

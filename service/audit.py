@@ -23,7 +23,7 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from sqlalchemy import Float, Integer, and_, func, select
+from sqlalchemy import Float, Integer, and_, delete, exists, func, select
 from sqlmodel import Session, SQLModel
 
 from service.core.types import utcnow
@@ -32,6 +32,7 @@ from service.models import (
     VERSIONED,
     AuditCheckpoint,
     AuditEvent,
+    AuditPending,
     AuditVerifyProblem,
     AuditVerifyReport,
     Blob,
@@ -196,11 +197,18 @@ def bind(session: Session, settings: AuditSettings) -> Session:
 # --------------------------------------------------------------------------- appending
 
 
-def lock_chain(session: Session) -> None:
-    # SQLite write transactions are already serialised (BEGIN IMMEDIATE); PostgreSQL needs a
-    # lock held to commit, taken as late as possible in the transaction to keep it short.
-    if session.get_bind().dialect.name == "postgresql":
+def lock_chain(session: Session, *, wait: bool = True) -> bool:
+    """Take the chain lock for this transaction; False if ``wait`` is off and it is held.
+
+    SQLite write transactions are serialised anyway (BEGIN IMMEDIATE); PostgreSQL uses a
+    transaction-level advisory lock, so only one chainer appends at a time.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return True
+    if wait:
         session.execute(select(func.pg_advisory_xact_lock(_CHAIN_LOCK)))
+        return True
+    return bool(session.execute(select(func.pg_try_advisory_xact_lock(_CHAIN_LOCK))).scalar())
 
 
 def head(session: Session) -> tuple[int, str]:
@@ -222,12 +230,13 @@ def append_event(
     before_digest: str | None,
     after_digest: str | None,
     agency_id: uuid.UUID | None = None,
-) -> AuditEvent:
-    """Append one event after the current head (in the caller's transaction)."""
-    lock_chain(session)
-    seq, prev = head(session)
-    event = AuditEvent(
-        seq=seq + 1,
+) -> AuditPending:
+    """Write an audit event in the caller's transaction; :func:`chain_pending` links it.
+
+    No lock is taken here: holding the chain lock through every commit would serialise all
+    writers on the disk's flush time.
+    """
+    pending = AuditPending(
         at=utcnow(),
         agency_id=agency_id if agency_id is not None else actor.agency_id,
         actor_user_id=actor.user_id,
@@ -238,16 +247,62 @@ def append_event(
         version=version,
         before_digest=before_digest,
         after_digest=after_digest,
-        prev_hash=prev,
-        hash="",
     )
-    event.hash = event_hash(event)
-    session.add(event)
-    session.flush()
+    session.add(pending)
+    return pending
+
+
+def chain_pending(session: Session, *, wait: bool = False, batch: int = 2000) -> int:
+    """Link every committed pending event into the hash chain; returns how many.
+
+    With ``wait`` off it returns 0 at once when another chainer holds the lock (that one
+    links ours too, or the next call does). The caller commits.
+    """
+    if not lock_chain(session, wait=wait):
+        return 0
     settings: AuditSettings | None = session.info.get("audit")
-    if settings and settings.signer and event.seq % settings.checkpoint_every == 0:
-        _add_checkpoint(session, settings.signer, event.seq, event.hash)
-    return event
+    linked = 0
+    seq, prev = head(session)
+    while True:
+        # Take and remove a batch in one statement; the chain lock keeps chainers apart.
+        oldest = select(AuditPending.id).order_by(AuditPending.id).limit(batch)  # type: ignore[arg-type]
+        taken = session.execute(
+            delete(AuditPending)
+            .where(AuditPending.id.in_(oldest.scalar_subquery()))  # type: ignore[union-attr]
+            .returning(*AuditPending.__table__.columns)  # type: ignore[attr-defined]
+        ).all()
+        rows = sorted(taken, key=lambda r: r.id)
+        for pending in rows:
+            seq += 1
+            event = AuditEvent(
+                seq=seq,
+                at=pending.at,
+                agency_id=pending.agency_id,
+                actor_user_id=pending.actor_user_id,
+                actor_device_id=pending.actor_device_id,
+                entity_type=pending.entity_type,
+                entity_id=pending.entity_id,
+                action=pending.action,
+                version=pending.version,
+                before_digest=pending.before_digest,
+                after_digest=pending.after_digest,
+                prev_hash=prev,
+                hash="",
+            )
+            event.hash = prev = event_hash(event)
+            session.add(event)
+            if settings and settings.signer and seq % settings.checkpoint_every == 0:
+                session.flush()
+                _add_checkpoint(session, settings.signer, seq, event.hash)
+        session.flush()
+        linked += len(rows)
+        if len(rows) < batch:
+            return linked
+
+
+def pending_count(session: Session) -> int:
+    """How many events wait to be linked."""
+    return int(session.execute(select(func.count()).select_from(AuditPending)).scalar_one())
 
 
 def record_change(
@@ -307,8 +362,8 @@ def _add_checkpoint(
 
 
 def make_checkpoint(*, session: Session, signer: CheckpointSigner) -> AuditCheckpoint:
-    """Sign the current chain head now (on demand)."""
-    lock_chain(session)
+    """Link pending events, then sign the chain head (on demand)."""
+    chain_pending(session, wait=True)
     seq, head_hash = head(session)
     if seq == 0:
         raise AuditChainError("the audit chain is empty: nothing to sign")
@@ -354,6 +409,7 @@ def verify(
     return AuditVerifyReport(
         ok=problems.count == 0,
         events_checked=events,
+        events_pending=pending_count(session),
         versions_checked=versions,
         rows_checked=rows,
         checkpoints_checked=checkpoints,
@@ -497,6 +553,15 @@ def _verify_versions(session: Session, problems: _Problems) -> int:
             isouter=True,
         )
         .where((AuditEvent.seq.is_(None)) | (AuditEvent.after_digest != RecordVersion.digest))  # type: ignore[union-attr]
+        # A version whose event is written but not linked yet is not a finding.
+        .where(
+            ~exists().where(
+                AuditPending.entity_type == RecordVersion.entity_type,
+                AuditPending.entity_id == RecordVersion.entity_id,
+                AuditPending.version == RecordVersion.version,
+                AuditPending.after_digest == RecordVersion.digest,
+            )
+        )
     )
     for entity_type, entity_id, number, logged, _digest in session.execute(unmatched):
         what = (

@@ -114,8 +114,13 @@ def _add_new(
 
 
 def _reason(exc: IntegrityError) -> str:
-    text = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
-    return text[:300]
+    """A database-neutral reason (the driver's text names internals and differs per database)."""
+    text = str(exc.orig).lower() if exc.orig else str(exc).lower()
+    if "unique" in text or "duplicate" in text:
+        return "a record with the same id or unique value exists already"
+    if "foreign key" in text:
+        return "it refers to a record that does not exist"
+    return "the database refused it"
 
 
 def _check_version(row: SQLModel, if_match: int) -> None:

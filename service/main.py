@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+import logging
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from sqlmodel import Session
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service import __doc__ as _doc
+from service import audit
 from service.api import errors
 from service.api.deps import API_PREFIX, AppState
 from service.api.routes import admin, login, oversight, records
-from service.audit import CheckpointSigner
+from service.audit import AuditSettings, CheckpointSigner
 from service.core.config import Settings
 from service.core.db import check_connection, make_engine, migrate, shared_secret
 from service.core.security import password_hasher
+
+log = logging.getLogger("service")
 
 
 class BodyLimit:
@@ -76,6 +84,40 @@ async def _too_large(send: Send, limit: int) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+class AuditSweeper:
+    """Links audit events left pending (a crash between commit and linking, a busy chainer)."""
+
+    def __init__(self, state: AppState, interval_s: float = 1.0) -> None:
+        self.state = state
+        self.interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="audit-sweeper", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def sweep(self) -> int:
+        settings = AuditSettings(
+            signer=self.state.signer, checkpoint_every=self.state.settings.checkpoint_every
+        )
+        with Session(self.state.engine) as session:
+            audit.bind(session, settings)
+            linked = audit.chain_pending(session, wait=False)
+            session.commit()
+            return linked
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            try:
+                self.sweep()
+            except Exception:  # the sweeper must outlive a database hiccup
+                log.exception("audit sweeper failed; retrying")
+
+
 def create_app(settings: Settings | None = None, *, run_migrations: bool = True) -> FastAPI:
     """Build the app: connect, migrate (unless told not to), load keys, mount ``/api/v1``.
 
@@ -98,7 +140,18 @@ def create_app(settings: Settings | None = None, *, run_migrations: bool = True)
         ),
         signer=CheckpointSigner.load_or_create(settings.signing_key_path),
     )
+    sweeper = AuditSweeper(state)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        sweeper.start()
+        try:
+            yield
+        finally:
+            sweeper.stop()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="fieldscan seizure log",
         description=(_doc or "").strip(),
         version="1",

@@ -8,11 +8,11 @@ stored as short strings, not database enum types, so adding a value needs no mig
 from __future__ import annotations
 
 import enum
-import math
 import uuid
 from datetime import datetime
 from typing import Any
 
+import numpy as np
 from pydantic import field_validator, model_validator
 from sqlalchemy import (
     JSON,
@@ -491,8 +491,9 @@ class RawSpectrum(SQLModel):
                 f"axis has {len(self.axis)} points but intensities have {len(self.intensities)}"
             )
         for what, values in (("axis", self.axis), ("intensities", self.intensities)):
-            bad = next((i for i, v in enumerate(values) if not math.isfinite(v)), None)
-            if bad is not None:
+            finite = np.isfinite(np.asarray(values, dtype=np.float64))
+            if not finite.all():
+                bad = int(np.flatnonzero(~finite)[0])
                 raise ValueError(f"{what}[{bad}] is not a finite number (NaN or infinity)")
         from spectra import Spectrum  # the shared rules: enough points, distinct axis values
 
@@ -823,6 +824,27 @@ class AuditEventPublic(SQLModel):
     hash: str
 
 
+class AuditPending(SQLModel, table=True):
+    """An audit event written with its change, waiting to be linked into the chain.
+
+    Linking happens right after the change commits, by one chainer at a time, so that
+    concurrent writers never wait for each other's commits; ``id`` gives the order.
+    """
+
+    __tablename__ = "audit_pending"
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigIntPK)
+    at: datetime = Field(sa_type=UtcDateTime)
+    agency_id: uuid.UUID | None = None
+    actor_user_id: uuid.UUID | None = None
+    actor_device_id: uuid.UUID | None = None
+    entity_type: str = Field(sa_type=String(32))
+    entity_id: uuid.UUID
+    action: str = Field(sa_type=String(32))
+    version: int | None = Field(default=None, sa_type=Integer)
+    before_digest: str | None = Field(default=None, sa_type=String(64))
+    after_digest: str | None = Field(default=None, sa_type=String(64))
+
+
 class AuditCheckpoint(SQLModel, table=True):
     """An Ed25519 signature over the chain head at ``seq``."""
 
@@ -891,6 +913,8 @@ class AuditVerifyProblem(SQLModel):
 class AuditVerifyReport(SQLModel):
     ok: bool
     events_checked: int
+    #: Events written but not yet linked into the chain (normally 0; linked within a second).
+    events_pending: int = 0
     versions_checked: int
     rows_checked: int
     checkpoints_checked: int

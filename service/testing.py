@@ -87,7 +87,7 @@ def seed_world(settings: Settings, *, tag: str | None = None) -> World:
     """Agencies ``A`` and ``B`` (names unique by ``tag``), made through crud as the system."""
     from sqlmodel import Session
 
-    from service import crud
+    from service import audit, crud
     from service.core.db import make_engine
     from service.core.security import password_hasher
     from service.models import AgencyCreate, AgencyKind, DeviceCreate, Role, UserCreate
@@ -146,6 +146,8 @@ def seed_world(settings: Settings, *, tag: str | None = None) -> World:
                     session=session, actor=SYSTEM, device_id=device.id, label="station"
                 )
                 world.device_keys[label] = key
+            session.commit()
+            audit.chain_pending(session, wait=True)
             session.commit()
     finally:
         engine.dispose()

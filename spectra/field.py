@@ -240,6 +240,7 @@ def validation_cases(
     n_field: int = 100,
     n_other: int = 100,
     n_mixture: int = 100,
+    n_ternary: int = 0,
     absent_per_substance: int = 2,
     unknowns: Mapping[str, Sequence[Band]] | None = None,
     agents: Sequence[str] = (),
@@ -252,7 +253,8 @@ def validation_cases(
     ``field``: a library substance under field conditions. ``other``: the same
     through :func:`other_instrument_bands` first. ``mixture``: a main component
     (50–70 % of the normalised signal; not one of ``agents``) cut with one of
-    ``agents`` (any other substance when none are given). ``absent``: every
+    ``agents`` (any other substance when none are given). ``ternary``: the same
+    with two agents sharing the rest. ``absent``: every
     substance queried against the library without it (``withheld``), plus the
     ``unknowns`` that no library contains; every other absent query is first
     passed through :func:`other_instrument_bands`, as a real unknown would be.
@@ -281,6 +283,18 @@ def validation_cases(
         a, b = truths[main], truths[cut]
         mix = w * a / np.linalg.norm(a) + (1.0 - w) * b / np.linalg.norm(b)
         cases.append(Case("mixture", field_spectrum(mix, rng, conditions), (main, cut)))
+    for _ in range(n_ternary):
+        main = mains[int(rng.integers(len(mains)))]
+        others = [a for a in (agent_set or names) if a != main]
+        picks = rng.choice(len(others), 2, replace=False)
+        cuts = [others[int(k)] for k in picks]
+        w, u = rng.uniform(0.5, 0.7), rng.uniform(0.3, 0.7)
+        weights = (w, (1.0 - w) * u, (1.0 - w) * (1.0 - u))
+        mix = np.zeros_like(truths[main])
+        for n, f in zip([main, *cuts], weights, strict=True):
+            mix += f * truths[n] / np.linalg.norm(truths[n])
+        spectrum = field_spectrum(mix, rng, conditions)
+        cases.append(Case("ternary", spectrum, (main, *cuts)))
 
     def absent(band_list: Sequence[Band], k: int) -> Spectrum:
         if k % 2:

@@ -39,7 +39,12 @@ _ADVICE = {
 
 @dataclass(frozen=True, slots=True)
 class Identification:
-    """The answer for one spectrum."""
+    """The answer for one spectrum.
+
+    Candidate scores are the plain correlations that rank the candidates;
+    ``score`` (what the verdict rests on) is corrected for the query's noise
+    (see :mod:`spectra.match`), so it can exceed the top candidate's score.
+    """
 
     verdict: Verdict
     candidates: tuple[tuple[str, float], ...]  # best first
@@ -115,10 +120,14 @@ def _decide_one(
     pool = list(dict.fromkeys([*found.indices[:MIXTURE_POOL].tolist(), *agents.tolist()]))
     query = matcher.shifted_query(prepared, found.shift_cm1, found.start, found.stop)
     refs = matcher.linear[pool, found.start : found.stop].astype(np.float64).T
+    feats = matcher.features[pool, found.start : found.stop].astype(np.float64)
+    feats -= feats.mean(axis=1, keepdims=True)
+    feats /= np.maximum(np.linalg.norm(feats, axis=1, keepdims=True), 1e-20)
     fit = fit_mixture(
         query,
         refs,
         first=0,
+        exclusive=feats @ feats.T >= thresholds.max_similarity,
         max_components=3 if mixtures else 1,
         min_gain=thresholds.min_gain,
         min_fraction=thresholds.min_fraction,

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from spectra.errors import LibraryError, SpectraError
+from spectra.errors import LibraryError, SpectraError, SpectrumFileError
 from spectra.preprocess import Pipeline
 from spectra.spectrum import Spectrum
 from spectra.verdict import DEFAULT, Thresholds
@@ -97,6 +97,8 @@ class ReferenceLibrary:
         Human-readable title.
     demonstration : bool
         True for the synthetic demonstration library (not for evidential use).
+    version : str, optional
+        Only for :func:`load_library`, which has verified the file's recorded version.
     """
 
     def __init__(
@@ -107,6 +109,7 @@ class ReferenceLibrary:
         thresholds: Thresholds = DEFAULT,
         title: str = "",
         demonstration: bool = False,
+        version: str | None = None,
     ) -> None:
         values = np.array(spectra, dtype=np.float32)
         if not entries:
@@ -137,7 +140,8 @@ class ReferenceLibrary:
         self.thresholds = thresholds
         self.title = title
         self.demonstration = demonstration
-        self._version = self._content_hash()
+        # A file's recorded version (already verified against its stored content) is kept.
+        self._version = version or self._content_hash()
         self._matcher: Matcher | None = None
 
     # -- content -----------------------------------------------------------------------------
@@ -155,10 +159,7 @@ class ReferenceLibrary:
         }
 
     def _content_hash(self) -> str:
-        digest = hashlib.sha256()
-        digest.update(json.dumps(self._meta(), sort_keys=True, ensure_ascii=False).encode())
-        digest.update(np.ascontiguousarray(self._spectra, dtype="<f4").tobytes())
-        return "sha256:" + digest.hexdigest()[:16]
+        return content_hash(self._meta(), self._spectra)
 
     @property
     def version(self) -> str:
@@ -251,7 +252,7 @@ class ReferenceLibrary:
         """Write the library to ``path`` (one file) and return the path."""
         target = Path(path)
         meta = self._meta()
-        meta["version"] = self.version
+        meta["version"] = content_hash(meta, self._spectra)  # == self.version unless upgraded
         buffer = io.BytesIO()
         np.savez_compressed(
             buffer,
@@ -295,6 +296,15 @@ class ReferenceLibrary:
         return cls(entries, np.vstack(rows), pipeline, thresholds, title, demonstration)
 
 
+def content_hash(meta: Mapping[str, Any], spectra: npt.ArrayLike) -> str:
+    """Version of a library: SHA-256 of canonical JSON metadata (less any version) and spectra."""
+    digest = hashlib.sha256()
+    canonical = {k: v for k, v in meta.items() if k != "version"}
+    digest.update(json.dumps(canonical, sort_keys=True, ensure_ascii=False).encode())
+    digest.update(np.ascontiguousarray(spectra, dtype="<f4").tobytes())
+    return "sha256:" + digest.hexdigest()[:16]
+
+
 def load_library(path: str | Path) -> ReferenceLibrary:
     """Read and verify a library file.
 
@@ -317,6 +327,15 @@ def load_library(path: str | Path) -> ReferenceLibrary:
         raise LibraryError(f"not a fieldscan library file ({type(exc).__name__})", source) from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise LibraryError(f"not a {FORMAT} file", source)
+    # Verify the content as stored, before any defaults of this code version fill gaps.
+    recorded = meta.get("version")
+    actual = content_hash(meta, spectra)
+    if actual != recorded:
+        raise LibraryError(
+            f"content hash {actual} does not match the recorded version "
+            f"{recorded!r}: the file was modified or damaged",
+            source,
+        )
     try:
         library = ReferenceLibrary(
             [
@@ -328,17 +347,12 @@ def load_library(path: str | Path) -> ReferenceLibrary:
             Thresholds.from_dict(meta["thresholds"]),
             str(meta.get("title", "")),
             bool(meta.get("demonstration", False)),
+            version=str(recorded),
         )
     except LibraryError as exc:
         raise LibraryError(exc.reason, source) from None
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise LibraryError(f"damaged library metadata: {exc}", source) from None
-    if library.version != meta.get("version"):
-        raise LibraryError(
-            f"content hash {library.version} does not match the recorded version "
-            f"{meta.get('version')!r}: the file was modified or damaged",
-            source,
-        )
     return library
 
 
@@ -409,6 +423,8 @@ def build_library(
     for path in files:
         try:
             spectrum = read_spectrum(path)
+        except SpectrumFileError as exc:
+            raise LibraryError(f"cannot read reference: {exc.reason}", path) from None
         except SpectraError as exc:
             raise LibraryError(f"cannot read reference: {exc}", path) from None
         name = spectrum.name.strip() if path.suffix.lower() in (".jdx", ".dx", ".jcamp") else ""

@@ -10,12 +10,19 @@ axis are dealt with before comparing), then:
    tallest bands, so relative-intensity differences between instruments cost
    less than missing or extra bands.
 3. **Covered range only** — the score is the Pearson correlation over the part
-   of the library axis that the query covers. Per-reference sums and sums of
-   squares are kept cumulatively at block boundaries, so restricting the
-   comparison to any range costs O(entries), and a whole batch of queries is one
-   matrix product.
-4. **Drift** — the best candidates are re-scored with the query shifted by up
-   to ``max_shift_cm1`` (±6 cm⁻¹ by default, in 1 cm⁻¹ steps) and keep their best score.
+   of the library axis that the query covers. A coarse pass ranks every
+   reference on every d-th point (d ≈ half the common FWHM): per-reference sums
+   and sums of squares are kept cumulatively at block boundaries, so restricting
+   the comparison to any range costs O(entries), and a whole batch of queries is
+   one matrix product.
+4. **Drift** — the best :data:`REFINE` candidates are re-scored at full
+   resolution with the query shifted by up to ``max_shift_cm1`` (±6 cm⁻¹ by
+   default, in 1 cm⁻¹ steps) and keep their best score.
+5. **Noise** — :meth:`Matcher.reliability` estimates how much of the query is
+   signal from its even and odd pixels; :meth:`SearchResult.corrected` divides a
+   score by its square root (correction for attenuation), so that a noisy
+   measurement of a library substance and a clean one of an absent analogue are
+   not confused by one threshold.
 """
 
 from __future__ import annotations

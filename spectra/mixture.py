@@ -51,6 +51,7 @@ def fit_mixture(
     max_components: int = 3,
     min_gain: float = 0.3,
     min_fraction: float = 0.1,
+    exclusive: npt.ArrayLike | None = None,
 ) -> MixtureFit:
     """Greedy NNLS mixture fit of ``query`` by columns of ``references``.
 
@@ -68,6 +69,9 @@ def fit_mixture(
         Fraction of the remaining squared residual a new component must remove.
     min_fraction : float, default 0.1
         Smallest signal share of an accepted component.
+    exclusive : array_like of bool, optional
+        ``(k, k)``: ``exclusive[i, j]`` means columns i and j are too alike to be
+        told apart in a mixture, so they are never both components.
 
     Returns
     -------
@@ -85,6 +89,10 @@ def fit_mixture(
         raise ValueError(f"max_components must be >= 1, got {max_components}")
     if not (0.0 <= min_gain < 1.0 and 0.0 <= min_fraction < 0.5):
         raise ValueError("min_gain must lie in [0, 1) and min_fraction in [0, 0.5)")
+    k = refs.shape[1]
+    apart = np.zeros((k, k), dtype=bool) if exclusive is None else np.array(exclusive, dtype=bool)
+    if apart.shape != (k, k):
+        raise ValueError(f"exclusive must have shape ({k}, {k}), got {apart.shape}")
     norms = np.linalg.norm(refs, axis=0)
     refs = refs / np.where(norms > 0, norms, 1.0)
     spread = float(np.linalg.norm(q - q.mean())) or 1.0
@@ -97,8 +105,9 @@ def fit_mixture(
         residual -= residual.mean()
         affinity = refs.T @ residual
         affinity[chosen] = -np.inf
+        affinity[apart[chosen].any(axis=0)] = -np.inf
         shortlist = np.argsort(-affinity, kind="stable")[:SHORTLIST]
-        for j in (int(k) for k in shortlist if affinity[k] > 0):
+        for j in (int(c) for c in shortlist if affinity[c] > 0):
             c, f, r = _solve(q, refs, [*chosen, j])
             if best is None or r < best[0]:
                 best = (r, j, c, f)

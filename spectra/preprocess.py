@@ -16,6 +16,7 @@ Order of the steps (see :meth:`Pipeline.prepare`)::
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
@@ -174,14 +175,18 @@ def remove_baseline(
     if method == "none":
         return y
     from pybaselines import Baseline  # heavy import, only when a baseline is wanted
+    from pybaselines.utils import ParameterWarning
 
     fitter = Baseline(x_data=x)
-    if method == "snip":
-        baseline, _ = fitter.snip(y, max_half_window=min(half_window, (y.size - 1) // 2))
-    elif method == "asls":
-        baseline, _ = fitter.asls(y, lam=lam, p=0.01, max_iter=max_iter)
-    else:
-        baseline, _ = getattr(fitter, method)(y, lam=lam, max_iter=max_iter)
+    with warnings.catch_warnings():
+        # Featureless input (a bare background) makes arPLS warn; the result is still right.
+        warnings.simplefilter("ignore", ParameterWarning)
+        if method == "snip":
+            baseline, _ = fitter.snip(y, max_half_window=min(half_window, (y.size - 1) // 2))
+        elif method == "asls":
+            baseline, _ = fitter.asls(y, lam=lam, p=0.01, max_iter=max_iter)
+        else:
+            baseline, _ = getattr(fitter, method)(y, lam=lam, max_iter=max_iter)
     result: FloatArray = y - np.asarray(baseline, dtype=np.float64)
     return result
 

@@ -54,6 +54,11 @@ class Thresholds:
         of the remaining squared residual.
     min_fraction : float
         … and carries at least this fraction of the signal.
+    max_similarity : float
+        Two references whose features correlate at least this much over the
+        compared range are never both mixture components: such near-twins (a
+        drug and its precursor or analogue) cannot be told apart reliably, and
+        naming the absent twin would be the worst kind of error.
     min_reliability : float
         Nothing is asserted from a query whose estimated signal share (even/odd
         pixel reliability, see :meth:`spectra.match.Matcher.reliability`) is lower:
@@ -67,6 +72,7 @@ class Thresholds:
     inconclusive: float = 0.60
     min_gain: float = 0.30
     min_fraction: float = 0.10
+    max_similarity: float = 0.8
     min_reliability: float = 0.5
     calibration: str = "not calibrated"
 
@@ -81,6 +87,8 @@ class Thresholds:
             raise ValueError("min_gain must lie in [0, 1) and min_fraction in [0, 0.5)")
         if not 0.0 <= self.min_reliability <= 1.0:
             raise ValueError("min_reliability must lie in [0, 1]")
+        if not -1.0 <= self.max_similarity <= 1.0:
+            raise ValueError("max_similarity must lie in [-1, 1]")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able mapping."""
@@ -101,9 +109,10 @@ class Thresholds:
 DEFAULT = Thresholds(
     identify=0.855,
     mixture=0.855,
-    inconclusive=0.71,
+    inconclusive=0.70,
     min_gain=0.4,
     min_fraction=0.1,
+    max_similarity=0.8,
     min_reliability=0.5,
     calibration="calibrate_verdicts.py seed 2026",
 )

@@ -18,10 +18,9 @@ import os
 import threading
 from collections.abc import Coroutine
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, TypeVar
 
-from device.base import AcquisitionSettings, DeviceInfo
+from device.base import AcquisitionSettings, ClosingSpectrometer, DeviceInfo
 from device.ble import protocol as p
 from device.ble.driver import NO_RADIO_HINT, WasatchBLE
 from device.errors import DeviceError, DeviceTimeoutError
@@ -107,7 +106,7 @@ async def _start_mock(address: str) -> Any:
     return mock
 
 
-class BleSpectrometer:
+class BleSpectrometer(ClosingSpectrometer):
     """A connected BLE spectrometer with a blocking API (see :func:`open_spectrometer`)."""
 
     def __init__(
@@ -177,17 +176,6 @@ class BleSpectrometer:
             pass
         finally:
             self._runner.stop()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def open_spectrometer(

@@ -13,13 +13,12 @@ import contextlib
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from device.base import AcquisitionSettings, DeviceInfo
+from device.base import AcquisitionSettings, ClosingSpectrometer, DeviceInfo
 from device.calibration import pixel_wavelengths, raman_shift
 from device.errors import DeviceDisconnectedError, DeviceError, DeviceTimeoutError
 from device.obp import codec
@@ -75,7 +74,7 @@ class LinkStats:
     last_processing_s: float = 0.0  # counts → Spectrum
 
 
-class ObpSpectrometer:
+class ObpSpectrometer(ClosingSpectrometer):
     """OBP driver over a :class:`~device.serial_transport.SerialTransport`.
 
     Parameters
@@ -144,17 +143,6 @@ class ObpSpectrometer:
         return self.transport.port
 
     # -- Spectrometer protocol ------------------------------------------------------
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def close(self) -> None:
         """Close the port; idempotent."""

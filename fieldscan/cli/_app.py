@@ -36,9 +36,10 @@ class UserError(Exception):
 
 def _known_errors() -> tuple[type[BaseException], ...]:
     from device.errors import DeviceError
+    from fieldscan.station.errors import StationError
     from spectra.errors import SpectraError
 
-    known: list[type[BaseException]] = [UserError, SpectraError, DeviceError, OSError]
+    known: list[type[BaseException]] = [UserError, SpectraError, DeviceError, StationError, OSError]
     try:
         from service.errors import ServiceError
     except ImportError:  # the service package may not define its errors yet

@@ -39,6 +39,8 @@ def _session(data_dir: Path | None) -> Iterator[tuple[Any, Any]]:
     """A session on the migrated database, committed on success; and the settings."""
     from sqlmodel import Session
 
+    from service import audit
+    from service.audit import AuditSettings, CheckpointSigner
     from service.core.db import check_connection, make_engine, migrate
 
     settings: Any = load_settings(data_dir)
@@ -46,8 +48,15 @@ def _session(data_dir: Path | None) -> Iterator[tuple[Any, Any]]:
     try:
         check_connection(engine)
         migrate(engine)
+        signer = CheckpointSigner.load_or_create(settings.signing_key_path)
         with Session(engine, expire_on_commit=False) as session:
+            audit.bind(
+                session, AuditSettings(signer=signer, checkpoint_every=settings.checkpoint_every)
+            )
             yield session, settings
+            session.commit()
+            # Link this command's audit events now, not at the service's next write.
+            audit.chain_pending(session, wait=True)
             session.commit()
     finally:
         engine.dispose()
@@ -266,6 +275,8 @@ def audit_verify(
     from service.audit import CheckpointSigner
 
     with _session(data_dir) as (session, settings):
+        audit.chain_pending(session, wait=True)
+        session.commit()
         trusted = list(settings.trusted_checkpoint_keys)
         if settings.signing_key_path.exists():
             trusted.append(
@@ -291,11 +302,10 @@ def audit_verify(
 def audit_checkpoint(data_dir: DataDirOption = None) -> None:
     """Sign the current chain head with the service's Ed25519 key."""
     from service import audit
-    from service.audit import AuditSettings, CheckpointSigner
+    from service.audit import CheckpointSigner
 
     with _session(data_dir) as (session, settings):
         signer = CheckpointSigner.load_or_create(settings.signing_key_path)
-        audit.bind(session, AuditSettings(signer=signer))
         checkpoint = audit.make_checkpoint(session=session, signer=signer)
     _echo_json(
         {

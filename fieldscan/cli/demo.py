@@ -209,7 +209,9 @@ def _run(console: Any, tmp: Path, lang: str, keep_running: bool, started: float)
             report = client.run(once=True, max_failures=3)
         if report.last_error:
             raise UserError(f"sync did not finish: {report.last_error}")
-        logged_text = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in kinds.items())
+        logged_text = ", ".join(
+            f"{n} {k.replace('_', ' ')}{'' if n == 1 else 's'}" for k, n in kinds.items()
+        )
         console.print(
             f"synced {report.sent} record(s) to the service (logged on the station: "
             f"{logged_text}); refused {report.refused}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 from typing import Annotated
 
@@ -54,6 +55,10 @@ def serve(
 
     settings = load_settings(data_dir)
     application = create_app(settings)  # type: ignore[arg-type]
+    if importlib.util.find_spec("service.web") is not None:  # the web UI, when installed
+        from service.web import mount
+
+        mount(application)
     typer.echo(
         f"fieldscan service on http://{host}:{port}/api/v1 "
         f"(database {safe_url(settings.sqlalchemy_url)})",  # type: ignore[attr-defined]

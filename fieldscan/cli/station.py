@@ -64,7 +64,10 @@ def open_outbox(path: Path | None) -> Outbox:
 
 @contextmanager
 def station_errors() -> Iterator[None]:
-    """Station errors and bad input as one clear line (the records already kept stay kept)."""
+    """Station errors and bad input as one clear line (the records already kept stay kept).
+
+    Handled here as well as in ``fail_cleanly`` so that in-process runners see the same line.
+    """
     from fieldscan.station.errors import StationError
 
     try:
@@ -248,9 +251,9 @@ def station_scan(
         from fieldscan.station.capture import Station
 
         station = Station(box, operator_name=operator, place=place)
-        station._require(seizure, "seizure")
+        station.require(seizure, "seizure")
         if item is not None:
-            station._require(item, "item")
+            station.require(item, "item")
         lib = _load_library(library)
         result = guided_scan(
             station,
@@ -307,10 +310,7 @@ def guided_scan(
                 info = device.identify()
                 progress.update(task, description=f"acquiring from {info.model} {info.serial}…")
                 spectrum = device.acquire(settings)
-                progress.update(task, description="identifying…")
-                ident = identify(spectrum, library).to_dict()
-    if quiet:
-        ident = identify(spectrum, library).to_dict()
+    ident = identify(spectrum, library).to_dict()
     words = describe(ident, library.metadata, lang)
     info_json = {
         "device": info.to_dict(),
@@ -402,6 +402,9 @@ def sync_config(
             box.set_setting(SETTING_URL, url)
         if device_key is not None:
             box.set_setting(SETTING_KEY, device_key)
+            # The key is a credential: only this user may read the outbox file.
+            for path in (box.path, *box.path.parent.glob(box.path.name + "-*")):
+                path.chmod(0o600)
     typer.echo("saved")
 
 
@@ -475,8 +478,9 @@ def sync_status(
     )
     if summary["refused_records"]:
         table = Table(title="refused by the service (kept; correct and resend)")
-        for column in ("uuid", "kind", "reason"):
-            table.add_column(column, overflow="fold")
+        table.add_column("uuid", no_wrap=True, min_width=36)
+        table.add_column("kind", no_wrap=True)
+        table.add_column("reason", overflow="fold")
         for r in summary["refused_records"]:
             table.add_row(r["uuid"], r["kind"], r["reason"] or "")
         console.print(table)

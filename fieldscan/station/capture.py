@@ -145,7 +145,7 @@ class Station:
 
     def log_item(self, seizure_uuid: str, item: Mapping[str, Any]) -> str:
         """One item of an already logged seizure."""
-        self._require(seizure_uuid, SEIZURE)
+        self.require(seizure_uuid, SEIZURE)
         record = self._record(ITEM, dict(item), seizure_uuid)
         self.outbox.append([record])
         return str(record.uuid)
@@ -174,12 +174,12 @@ class Station:
         records: list[NewRecord] = []
         if new_item is not None:
             seizure_uuid, item = new_item
-            self._require(seizure_uuid, SEIZURE)
+            self.require(seizure_uuid, SEIZURE)
             records.append(self._record(ITEM, dict(item), seizure_uuid))
             item_uuid = str(records[0].uuid)
         else:
             assert item_uuid is not None
-            self._require(item_uuid, ITEM)
+            self.require(item_uuid, ITEM)
         ident = dict(identification)
         if station_info:
             ident["station"] = dict(station_info)
@@ -210,7 +210,7 @@ class Station:
         reason: str | None = None,
     ) -> str:
         """A custody event (sealed, handed_over, …) of an item."""
-        self._require(item_uuid, ITEM)
+        self.require(item_uuid, ITEM)
         body = {
             "kind": kind,
             "occurred_at": self._now(),
@@ -231,7 +231,7 @@ class Station:
         self, item_uuid: str, data: bytes, filename: str, media_type: str | None = None
     ) -> str:
         """A photo (or document) of an item, kept byte for byte until sent."""
-        self._require(item_uuid, ITEM)
+        self.require(item_uuid, ITEM)
         if not data:
             raise ValueError(f"photo {filename!r} is empty")
         if len(data) > MAX_PHOTO_BYTES:
@@ -251,7 +251,7 @@ class Station:
         self.outbox.append([record])
         return str(record.uuid)
 
-    def _require(self, record_uuid: str, kind: str) -> None:
+    def require(self, record_uuid: str, kind: str) -> None:
         """``record_uuid`` must be a logged record of ``kind`` (``ValueError`` otherwise)."""
         from fieldscan.station.errors import UnknownRecordError
 

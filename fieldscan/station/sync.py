@@ -61,7 +61,7 @@ class Backoff:
     def delay(self, failures: int, rng: random.Random) -> float:
         """Seconds to wait after ``failures`` consecutive failures (≥ 1)."""
         step = min(self.cap_s, self.base_s * 2 ** max(0, failures - 1))
-        return step / 2 + rng.uniform(0, step / 2)
+        return float(step / 2 + rng.uniform(0, step / 2))
 
 
 @dataclass

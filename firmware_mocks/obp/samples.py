@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from spectra.errors import SpectraError
 from spectra.spectrum import Spectrum, SpectrumKind
 from spectra.synth import Band, synthesise
 
@@ -97,7 +98,12 @@ def resolve_sample(name_or_file: str | None) -> Spectrum:
         from spectra.library import load_demo_library
     except ImportError:  # the reference library is optional for the mock
         return builtin_sample(name_or_file or DEFAULT_SAMPLE)
-    library = load_demo_library()
+    try:
+        library = load_demo_library()
+    except SpectraError as exc:  # a damaged library must not stop the mock from serving
+        if name_or_file is None or name_or_file in _BANDS:
+            return builtin_sample(name_or_file or DEFAULT_SAMPLE)
+        raise ValueError(f"sample {name_or_file!r} needs the reference library: {exc}") from None
     key = name_or_file or DEFAULT_LIBRARY_SAMPLE
     if key in library:
         found: Spectrum = library.spectrum(key)

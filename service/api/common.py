@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -10,16 +11,35 @@ from typing import Any
 from fastapi import HTTPException, Request, status
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlmodel import Session, SQLModel
 
-from service import crud
+from service import audit, crud
 from service.audit import canonical_json, sha256_hex
 from service.errors import ConflictError
 from service.models import IdempotencyRecord
 from service.principal import Principal
 
 REPLAYED_HEADER = "Idempotent-Replayed"
+log = logging.getLogger("service")
+
+
+def commit(session: Session) -> None:
+    """Commit the request's writes, then link their audit events into the chain.
+
+    Linking is a second, short transaction; if another request is linking right now it
+    links ours too. A failure there never undoes the committed change (the sweeper links
+    it later), so it is logged, not raised.
+    """
+    session.commit()
+    try:
+        if audit.chain_pending(session, wait=False):
+            session.commit()
+        else:
+            session.rollback()
+    except SQLAlchemyError:
+        log.exception("linking audit events failed; the background sweeper will retry")
+        session.rollback()
 
 
 def etag(version: int) -> str:
@@ -87,7 +107,7 @@ def idempotent_post(
         key = getattr(body, "id", None)
     if key is None:
         code, payload, headers = action()
-        session.commit()
+        commit(session)
         return JSONResponse(jsonable_encoder(payload), status_code=code, headers=headers)
     # pydantic's serialiser is fast and deterministic for a validated body (spectra are big).
     request_repr = body.model_dump_json() if isinstance(body, SQLModel) else canonical_json(body)
@@ -123,5 +143,5 @@ def idempotent_post(
         if winner is None:  # the other request failed after all; the client may retry
             raise ConflictError("a concurrent request with this idempotency key failed; retry")
         return _replay(winner, fingerprint)
-    session.commit()
+    commit(session)
     return JSONResponse(encoded, status_code=code, headers=headers)

@@ -15,8 +15,15 @@ STATIC = Path(__file__).parent / "static"
 
 
 def mount(app: FastAPI) -> None:
-    """Add the UI routes (``/ui/…``), its static files (``/ui/static``) and ``/`` → ``/ui/``."""
+    """Add the UI routes (``/ui/…``), its static files (``/ui/static``) and ``/`` → ``/ui/``.
+
+    Idempotent: a second call on the same app changes nothing.
+    """
     from service.web.routes import PREFIX, router
+
+    if getattr(app.state, "web_mounted", False):
+        return
+    app.state.web_mounted = True
 
     app.include_router(router)
     app.mount(f"{PREFIX}/static", StaticFiles(directory=STATIC), name="ui-static")

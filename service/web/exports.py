@@ -121,16 +121,13 @@ def is_precursor(name: str | None) -> bool:
     """Whether ``name`` is a precursor under international control (library metadata first)."""
     if not name:
         return False
-    try:
-        from spectra.library import load_demo_library
+    from service.web.plots import reference_library
 
-        lib = load_demo_library()
-        if name in lib.names:
-            meta = lib.metadata(name)
-            if meta.get("precursor_of") or meta.get("class") == "precursor":
-                return True
-    except (ImportError, OSError, ValueError):  # the library is an aid here, never required
-        pass
+    lib = reference_library()  # an aid here, never required
+    if lib is not None and name in lib.names:
+        meta = lib.metadata(name)
+        if meta.get("precursor_of") or meta.get("class") == "precursor":
+            return True
     return name.strip().lower() in INCB_PRECURSORS
 
 

@@ -30,6 +30,8 @@ from service.principal import Principal
 
 #: A custody event recorded this long after it happened is "late".
 LATE_AFTER = timedelta(hours=24)
+#: How many of the newest items the custody checks cover.
+MAX_ITEMS = 5000
 #: Record types whose later versions are edits of evidence.
 EVIDENCE_TYPES = ("seizure", "item", "field_test", "custody_event", "lab_result")
 
@@ -95,16 +97,21 @@ def _approvals(session: Session, actor: Principal) -> list[Approval]:
 
 
 def _custody(session: Session, actor: Principal) -> tuple[list[LateEvent], list[Gap]]:
+    # The newest items (a bounded window, so the report stays quick on a large agency).
     items = session.scalars(
-        select(Item).where(Item.agency_id == actor.scope).order_by(Item.created_at).limit(5000)
-    ).all()  # type: ignore[arg-type]
+        select(Item)
+        .where(Item.agency_id == actor.scope)
+        .order_by(Item.created_at.desc())  # type: ignore[attr-defined]
+        .limit(MAX_ITEMS)
+    ).all()
+    ids = [i.id for i in items]
     events = session.scalars(
         select(CustodyEvent)
-        .where(CustodyEvent.agency_id == actor.scope)
+        .where(CustodyEvent.item_id.in_(ids))  # type: ignore[attr-defined]
         .order_by(CustodyEvent.occurred_at, CustodyEvent.created_at)  # type: ignore[arg-type]
     ).all()
     tested = set(
-        session.scalars(select(FieldTest.item_id).where(FieldTest.agency_id == actor.scope)).all()
+        session.scalars(select(FieldTest.item_id).where(FieldTest.item_id.in_(ids))).all()  # type: ignore[attr-defined]
     )
     by_item: dict[uuid.UUID, list[CustodyEvent]] = {}
     late = []
@@ -168,5 +175,9 @@ def build_report(
     report.approvals = _approvals(session, actor)
     report.late_events, report.gaps = _custody(session, actor)
     if verify_chain:
-        report.audit = audit.verify(session, trusted_public_keys=[state.signer.public_key_hex])
+        # Link what is committed first (as GET /audit/verify does), then check everything.
+        audit.chain_pending(session, wait=True)
+        session.commit()
+        trusted = [state.signer.public_key_hex, *state.settings.trusted_checkpoint_keys]
+        report.audit = audit.verify(session, trusted_public_keys=trusted)
     return report

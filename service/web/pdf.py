@@ -163,6 +163,11 @@ def field_test_report(data: ReportInput, *, _: Callable[[str], str], fmt: Format
             _("Audit event"),
             f"#{data.audit_seq} {data.audit_hash}" if data.audit_hash else _("not found"),
         ],
+        [
+            _("Record versions"),
+            f"{_('Seizure')} v{seizure.version} · {_('Item')} v{item.version} · "
+            f"{_('Field test')} v{t.version}",
+        ],
     ]
     story += [table(kv, [45 * mm, 125 * mm]), Spacer(1, 4 * mm)]
     story.append(Paragraph(escape(_("Verdict")), styles["Heading3"]))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from html import escape
@@ -44,13 +44,31 @@ class SpectrumPlot:
     missing: tuple[str, ...] = ()
 
 
-@lru_cache(maxsize=4)
-def _library(version: str) -> Any:
-    """The reference library with this content version, if this server has it."""
+@lru_cache(maxsize=1)
+def reference_library() -> Any:
+    """The server's reference library (the demonstration library), or None if it cannot be had.
+
+    The committed library file is used when it loads; when it does not (damaged, or built by
+    another version of ``spectra``) the library is rebuilt from its band tables.
+    """
+    from spectra.errors import SpectraError
     from spectra.library import load_demo_library
 
-    lib = load_demo_library()
-    return lib if lib.version == version else None
+    try:
+        return load_demo_library()
+    except SpectraError:
+        try:
+            from spectra.demo import build_demo_library
+
+            return build_demo_library()
+        except (SpectraError, OSError, ValueError):
+            return None
+
+
+def _library(version: str) -> Any:
+    """The reference library with this content version, if this server has it."""
+    lib = reference_library()
+    return lib if lib is not None and lib.version == version else None
 
 
 def _decimate(x: np.ndarray, y: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -180,7 +198,7 @@ def spectrum_svg(
 
 def bar_chart_svg(
     labels: Sequence[str],
-    stacks: dict[str, Sequence[int]],
+    stacks: Mapping[str, Sequence[int]],
     *,
     title: str,
     width: int = 720,

@@ -11,8 +11,9 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, func, or_, select
+from sqlalchemy import ColumnElement, and_, exists, extract, func, or_, select, union
 from sqlmodel import Session
 
 from service.crud import SeizureFilter
@@ -169,3 +170,94 @@ def tests_of(
     for test in session.scalars(query):
         out.setdefault(test.seizure_id, []).append(test)
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class DashboardData:
+    """Aggregates for the dashboard, computed by the database (fast on large tables)."""
+
+    total: int
+    months: list[str]
+    #: name → seizures per month (same order as ``months``); top substances only.
+    by_substance: dict[str, list[int]]
+    #: transport mode code ('' for unknown) → seizures per month.
+    by_mode: dict[str, list[int]]
+    #: ((from, to), seizures), most frequent first.
+    routes: list[tuple[tuple[str, str], int]]
+    #: (latitude, longitude, place, seized_at) of the newest located seizures.
+    points: list[tuple[float, float, str, datetime]]
+
+
+def _month(year: Any, month: Any) -> str:
+    return f"{int(year):04d}-{int(month):02d}"
+
+
+def dashboard_data(
+    *,
+    session: Session,
+    actor: Principal,
+    filters: SeizureFilter,
+    top: int = 5,
+    max_points: int = 2000,
+) -> DashboardData:
+    """Counts per month by transport mode and by substance, top routes and map points."""
+    conds = seizure_conditions(actor, filters)
+    year = extract("year", Seizure.seized_at)
+    month = extract("month", Seizure.seized_at)
+    mode_rows = session.execute(
+        select(year, month, Seizure.transport_mode, func.count())
+        .where(*conds)
+        .group_by(year, month, Seizure.transport_mode)
+    ).all()
+    months = sorted({_month(y, m) for y, m, _, _ in mode_rows})
+    index = {m: i for i, m in enumerate(months)}
+    by_mode: dict[str, list[int]] = {}
+    for y, m, mode, n in mode_rows:
+        by_mode.setdefault(mode or "", [0] * len(months))[index[_month(y, m)]] += int(n)
+    # A seizure counts once per substance, whether an item records it or a field test found it.
+    named = union(
+        select(Item.seizure_id.label("sid"), Item.substance.label("name")).where(  # type: ignore[attr-defined]
+            Item.agency_id == actor.scope,
+            Item.substance.is_not(None),  # type: ignore[union-attr]
+        ),
+        select(FieldTest.seizure_id.label("sid"), FieldTest.main_substance.label("name")).where(  # type: ignore[attr-defined]
+            FieldTest.agency_id == actor.scope,
+            FieldTest.main_substance.is_not(None),  # type: ignore[union-attr]
+        ),
+    ).subquery()
+    sub_rows = session.execute(
+        select(year, month, named.c.name, func.count(func.distinct(named.c.sid)))
+        .join(named, named.c.sid == Seizure.id)
+        .where(*conds)
+        .group_by(year, month, named.c.name)
+    ).all()
+    totals: dict[str, int] = {}
+    for _y, _m, name, n in sub_rows:
+        totals[name] = totals.get(name, 0) + int(n)
+    keep = sorted(totals, key=lambda k: (-totals[k], k))[:top]
+    by_substance = {name: [0] * len(months) for name in keep}
+    for y, m, name, n in sub_rows:
+        if name in by_substance:
+            by_substance[name][index[_month(y, m)]] += int(n)
+    start = func.coalesce(Seizure.origin_country, Seizure.departure_country)
+    route_rows = session.execute(
+        select(start, Seizure.destination_country, func.count())
+        .where(*conds, start.is_not(None), Seizure.destination_country.is_not(None))  # type: ignore[union-attr]
+        .group_by(start, Seizure.destination_country)
+        .order_by(func.count().desc(), start, Seizure.destination_country)
+        .limit(10)
+    ).all()
+    point_rows = session.execute(
+        select(Seizure.latitude, Seizure.longitude, Seizure.place, Seizure.seized_at)
+        .where(*conds, Seizure.latitude.is_not(None), Seizure.longitude.is_not(None))  # type: ignore[union-attr]
+        .order_by(Seizure.seized_at.desc())  # type: ignore[attr-defined]
+        .limit(max_points)
+    ).all()
+    return DashboardData(
+        total=sum(sum(v) for v in by_mode.values()),
+        months=months,
+        by_substance=by_substance,
+        by_mode=by_mode,
+        routes=[((a, b), int(n)) for a, b, n in route_rows],
+        points=[(float(a), float(b), p or "", t) for a, b, p, t in point_rows],
+    )

@@ -8,27 +8,29 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections import Counter
 from datetime import UTC, date, datetime, time
 from typing import Annotated, Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from fastapi import APIRouter, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 from sqlmodel import Session
 
-from service import crud
+from service import audit, crud
+from service.api.common import commit
 from service.api.deps import AppState, SessionDep, StateDep
 from service.api.errors import status_for
 from service.errors import InvalidInputError, ServiceError
 from service.models import (
     Agency,
+    Approval,
     ApprovalDecision,
     ApprovalStatus,
     AuditEvent,
     Device,
     FieldTest,
+    Item,
     ItemUpdate,
     LabMethod,
     LabResult,
@@ -43,6 +45,7 @@ from service.models import (
 from service.principal import APPROVERS, AUDITORS, EDITORS, LAB_WRITERS, Principal
 from service.web import exports, geo, labels, oversight, pdf, plots, queries
 from service.web.i18n import LANG_COOKIE, LANGUAGES, Formatter, translations
+from service.web.labels import N_
 from service.web.render import language_of, render
 from service.web.session import end_session, principal_of, same_origin, session_user, start_session
 
@@ -106,13 +109,34 @@ def _page(ctx: _Ctx, name: str, status_code: int = 200, **context: Any) -> HTMLR
 
 
 def _error(ctx: _Ctx, exc: ServiceError) -> HTMLResponse:
-    return _page(ctx, "error.html", status_for(exc), message=str(exc))
+    referer = urlsplit(ctx.request.headers.get("referer", ""))
+    same_site = referer.netloc == ctx.request.headers.get("host")
+    back = (
+        _safe_next(referer.path + (f"?{referer.query}" if referer.query else ""))
+        if same_site
+        else None
+    )
+    return _page(ctx, "error.html", status_for(exc), message=str(exc), back=back)
 
 
-def _back(url: str, message: str | None = None) -> RedirectResponse:
-    if message:
-        url += ("&" if "?" in url else "?") + urlencode({"flash": message})
-    return RedirectResponse(url, status_code=303)
+#: Confirmations shown after an action, by code: a link cannot put arbitrary text on a page.
+FLASH = {
+    "review": N_("Review recorded."),
+    "lab": N_("Laboratory result recorded."),
+    "filed": N_("Change filed for approval by a second supervisor."),
+    "changed": N_("Change recorded."),
+    "approved": N_("Decision recorded: approved."),
+    "rejected": N_("Decision recorded: rejected."),
+}
+
+
+def _back(url: str, code: str) -> RedirectResponse:
+    return RedirectResponse(url + ("&" if "?" in url else "?") + urlencode({"done": code}), 303)
+
+
+def _flash(ctx: _Ctx) -> str | None:
+    code = ctx.request.query_params.get("done")
+    return ctx._(FLASH[code]) if code in FLASH else None
 
 
 def _safe_next(target: str | None) -> str:
@@ -346,7 +370,6 @@ def seizure_detail(
     session: SessionDep,
     state: StateDep,
     seizure_id: uuid.UUID,
-    flash: str | None = None,
 ) -> HTMLResponse:
     ctx = _ctx(request, session, state)
     try:
@@ -398,7 +421,7 @@ def seizure_detail(
         history=history,
         approvals=approvals,
         users=users,
-        flash=flash,
+        flash=_flash(ctx),
         methods=list(LabMethod),
         units=list(MassUnit),
         can_review=ctx.can(APPROVERS),
@@ -470,10 +493,10 @@ def review_seizure(
             seizure_in=SeizureUpdate(status=status, reason=full),
             if_match=version,
         )
-        session.commit()
+        commit(session)
     except ServiceError as exc:
         return _error(ctx, exc)
-    return _back(f"{PREFIX}/seizures/{seizure_id}", ctx._("Review recorded."))
+    return _back(f"{PREFIX}/seizures/{seizure_id}", "review")
 
 
 def _float(value: str, field: str) -> float | None:
@@ -534,12 +557,12 @@ def record_lab_result(
                     status=SeizureStatus.LAB_CONFIRMED, reason="Laboratory result recorded"
                 ),
             )
-        session.commit()
+        commit(session)
     except ServiceError as exc:
         return _error(ctx, exc)
     except ValueError as exc:  # pydantic validation of the form
         return _error(ctx, InvalidInputError("lab result", _first_error(exc)))
-    return _back(f"{PREFIX}/seizures/{item.seizure_id}", ctx._("Laboratory result recorded."))
+    return _back(f"{PREFIX}/seizures/{item.seizure_id}", "lab")
 
 
 def _first_error(exc: ValueError) -> str:
@@ -582,17 +605,13 @@ def request_correction(
             item_in=ItemUpdate.model_validate(changes),
             if_match=version,
         )
-        session.commit()
+        commit(session)
     except ServiceError as exc:
         return _error(ctx, exc)
     except ValueError as exc:
         return _error(ctx, InvalidInputError("correction", _first_error(exc)))
-    message = (
-        ctx._("Change filed for approval by a second supervisor.")
-        if result.__tablename__ == "approval"
-        else ctx._("Change recorded.")
-    )  # type: ignore[attr-defined]
-    return _back(f"{PREFIX}/seizures/{item.seizure_id}", message)
+    filed = isinstance(result, Approval)
+    return _back(f"{PREFIX}/seizures/{item.seizure_id}", "filed" if filed else "changed")
 
 
 @router.post("/approvals/{approval_id}")
@@ -612,16 +631,14 @@ def decide(
             approval_id=approval_id,
             decision=ApprovalDecision(approve=decision == "approve", reason=reason.strip() or None),
         )
-        session.commit()
+        commit(session)
     except ServiceError as exc:
         return _error(ctx, exc)
-    return _back(f"{PREFIX}/review", ctx._("Decision recorded.") + f" ({approval.status})")
+    return _back(f"{PREFIX}/review", str(approval.status))
 
 
 @router.get("/review", response_class=HTMLResponse)
-def review_queue(
-    request: Request, session: SessionDep, state: StateDep, flash: str | None = None
-) -> HTMLResponse:
+def review_queue(request: Request, session: SessionDep, state: StateDep) -> HTMLResponse:
     ctx = _ctx(request, session, state)
     pending = crud.list_approvals(
         session=session, actor=ctx.principal, status=ApprovalStatus.PENDING
@@ -637,13 +654,19 @@ def review_queue(
         )
         waiting[status.value] = rows
     users = _user_names(session, ctx, {a.requested_by_user_id for a in pending})
+    # Approvals name an item; the link goes to its seizure (the same agency: crud scoped both).
+    items = {
+        a.entity_id: session.get(Item, a.entity_id) for a in pending if a.entity_type == "item"
+    }
+    seizure_of = {k: v.seizure_id for k, v in items.items() if v is not None}
     return _page(
         ctx,
         "review.html",
         pending=pending,
+        seizure_of=seizure_of,
         waiting=waiting,
         users=users,
-        flash=flash,
+        flash=_flash(ctx),
         can_decide=ctx.can(APPROVERS),
     )
 
@@ -676,6 +699,14 @@ def field_test_pdf(
     )
 
 
+def _audit_event(session: Session, test_id: uuid.UUID) -> AuditEvent | None:
+    return session.scalars(
+        select(AuditEvent)
+        .where(AuditEvent.entity_type == "field_test", AuditEvent.entity_id == test_id)
+        .order_by(AuditEvent.seq.desc())  # type: ignore[attr-defined]
+    ).first()
+
+
 def report_input(
     *, session: Session, actor: Principal, test_id: uuid.UUID, measured_label: str
 ) -> pdf.ReportInput:
@@ -691,11 +722,13 @@ def report_input(
     )
     operator = session.get(User, test.operator_id) if test.operator_id else None
     custody = crud.list_custody_events(session=session, actor=actor, item_id=item.id)
-    event = session.scalars(
-        select(AuditEvent)
-        .where(AuditEvent.entity_type == "field_test", AuditEvent.entity_id == test.id)
-        .order_by(AuditEvent.seq.desc())  # type: ignore[attr-defined]
-    ).first()
+    event = _audit_event(session, test.id)
+    if event is None:
+        # Its event may still wait to be linked into the chain (linking runs after commits):
+        # link what is committed now, as the verify endpoint does, so the report has the hash.
+        audit.chain_pending(session, wait=True)
+        commit(session)
+        event = _audit_event(session, test.id)
     return pdf.ReportInput(
         test=test,
         item=item,
@@ -878,61 +911,31 @@ def oversight_rows(report: oversight.OversightReport) -> list[dict[str, Any]]:
 @router.get("/dashboard", response_class=HTMLResponse)
 def dashboard(request: Request, session: SessionDep, state: StateDep) -> HTMLResponse:
     ctx = _ctx(request, session, state)
-    rows = queries.all_filtered(
-        session=session,
-        actor=ctx.principal,
-        filters=_filters(_filter_params(request)),
-        limit=20_000,
-    )
-    ids = [s.id for s in rows]
-    items, tests = queries.items_of(session, ids), queries.tests_of(session, ids)
-    months = sorted({s.seized_at.strftime("%Y-%m") for s in rows})
-    by_substance: dict[str, list[int]] = {}
-    by_mode: dict[str, list[int]] = {}
-    for s in rows:
-        m = months.index(s.seized_at.strftime("%Y-%m"))
-        names = {i.substance for i in items.get(s.id, []) if i.substance} | {
-            t.main_substance for t in tests.get(s.id, []) if t.main_substance
-        }
-        for name in names or {ctx._("unidentified")}:
-            by_substance.setdefault(name, [0] * len(months))[m] += 1
-        mode = (
-            ctx._(labels.TRANSPORT.get(s.transport_mode or "", ""))
-            if s.transport_mode
-            else ctx._("unknown")
+    params = _filter_params(request)
+    try:
+        data = queries.dashboard_data(
+            session=session, actor=ctx.principal, filters=_filters(params)
         )
-        by_mode.setdefault(mode, [0] * len(months))[m] += 1
-    routes = Counter(
-        " → ".join(
-            c
-            for c in [
-                s.origin_country or s.departure_country,
-                *(s.transit_countries or []),
-                s.destination_country,
-            ]
-            if c
-        )
-        for s in rows
-        if (s.origin_country or s.departure_country) and s.destination_country
-    )
-    top = dict(sorted(by_substance.items(), key=lambda kv: -sum(kv[1]))[:5])
-    points = [
-        (s.latitude, s.longitude, f"{s.place or ''} {s.seized_at.date()}")
-        for s in rows
-        if s.latitude is not None and s.longitude is not None
-    ]
+    except ServiceError as exc:
+        return _error(ctx, exc)
+    by_mode = {
+        ctx._(labels.TRANSPORT[code]) if code in labels.TRANSPORT else ctx._("unknown"): counts
+        for code, counts in data.by_mode.items()
+    }
+    points = [(lat, lon, f"{place} {at.date()}") for lat, lon, place, at in data.points]
     return _page(
         ctx,
         "dashboard.html",
-        total=len(rows),
+        params=params,
+        total=data.total,
         chart_substance=plots.bar_chart_svg(
-            months, top, title=ctx._("Seizures per month by substance")
+            data.months, data.by_substance, title=ctx._("Seizures per month by substance")
         ),
         chart_mode=plots.bar_chart_svg(
-            months, by_mode, title=ctx._("Seizures per month by transport mode")
+            data.months, by_mode, title=ctx._("Seizures per month by transport mode")
         ),
         map_svg=geo.map_svg(points, title=ctx._("Seizure locations")),
-        routes=routes.most_common(10),
+        routes=[(f"{a} → {b}", n) for (a, b), n in data.routes],
     )
 
 

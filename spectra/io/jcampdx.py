@@ -7,6 +7,12 @@ checks every label and data line, hands ``jcamp`` only a clean data table to
 decode, and cross-checks its result (``##NPOINTS``, ``##FIRSTX``/``##LASTX``,
 the X value that starts each data line, finiteness).
 
+Units: x must be 1/CM, or MICROMETERS/NANOMETERS for (near-)infrared
+(converted to cm⁻¹, refused below 650 nm), or NANOMETERS for Raman when
+``##$LASER WAVELENGTH=`` gives the excitation (converted to Raman shift).
+Infrared transmittance (fraction or percent, decided from the values when
+the label does not say) is converted to absorbance, A = −log10(T).
+
 Acquisition metadata is stored in these labels::
 
     ##SPECTROMETER/DATA SYSTEM=   device model
@@ -57,6 +63,7 @@ _DATA_LABELS = ("XYDATA", "XYPOINTS", "PEAKTABLE", "XYPAIRS", "DATATABLE", "NTUP
 #: linspace by at most this fraction of one step.
 EVEN_AXIS_TOLERANCE = 1e-6
 _MAX_LINE = 80  # JCAMP-DX lines must not exceed 80 characters
+MAX_POINTS = 10_000_000  # far beyond any vibrational spectrum; guards memory
 
 _KIND_DATA_TYPE = {
     SpectrumKind.RAMAN: "RAMAN SPECTRUM",
@@ -304,6 +311,22 @@ def _kind_and_units(path: Path, block: _Block) -> tuple[SpectrumKind, Any, Any]:
     x_transform: Any = identity
     if x_units in _WAVENUMBER_UNITS:
         pass
+    elif kind is SpectrumKind.RAMAN and x_units in _NANOMETER_UNITS:
+        laser = _measure(path, block, "$LASERWAVELENGTH", {"": 1.0, "NM": 1.0})
+        if laser is None or laser <= 0:
+            raise SpectrumFileError(
+                path,
+                f"{_where(block)}Raman x axis in nanometres needs the laser wavelength "
+                "(##$LASER WAVELENGTH=) to convert to Raman shift",
+            )
+        excitation = laser
+
+        def x_transform(values: FloatArray) -> FloatArray:
+            # Raman shift = 1/λ_laser − 1/λ_scattered (nm → cm⁻¹: 1e7/nm).
+            if values.size and float(np.min(values)) <= 0.0:
+                raise SpectrumFileError(path, "wavelengths in nanometres must be positive")
+            shift: FloatArray = 1e7 / excitation - 1e7 / values
+            return shift
     elif kind is not SpectrumKind.RAMAN and x_units in _MICROMETER_UNITS | _NANOMETER_UNITS:
         per_cm = 1e4 if x_units in _MICROMETER_UNITS else 1e7
         unit_name = "micrometres" if per_cm == 1e4 else "nanometres"
@@ -316,7 +339,11 @@ def _kind_and_units(path: Path, block: _Block) -> tuple[SpectrumKind, Any, Any]:
             path,
             f"{_where(block)}x units {shown!r} are not supported; "
             "the axis must be in 1/CM"
-            + ("" if kind is SpectrumKind.RAMAN else " (or MICROMETERS/NANOMETERS for IR)"),
+            + (
+                " (or NANOMETERS with the laser wavelength)"
+                if kind is SpectrumKind.RAMAN
+                else " (or MICROMETERS/NANOMETERS for IR)"
+            ),
         )
 
     y_transform: Any = identity
@@ -375,6 +402,10 @@ def _factors(path: Path, block: _Block) -> tuple[float, float, int]:
             raise SpectrumFileError(path, f"{_where(block)}##{name}= is zero")
     if npoints != int(npoints) or npoints < 1:
         raise SpectrumFileError(path, f"{_where(block)}##NPOINTS={npoints:g} is not a count")
+    if npoints > MAX_POINTS:
+        raise SpectrumFileError(
+            path, f"{_where(block)}##NPOINTS={npoints:g} is implausibly large (file damaged?)"
+        )
     return (xfactor or 1.0), (yfactor or 1.0), int(npoints)
 
 
@@ -423,7 +454,9 @@ def _decode_xydata(path: Path, block: _Block) -> tuple[FloatArray, FloatArray]:
         if not _XYDATA_CHARS.match(line):
             bad = next(c for c in line if not _XYDATA_CHARS.match(c))
             raise SpectrumFileError(path, f"line {number}: unexpected character {bad!r} in data")
-    data_lines = [(number, expand_dup(path, number, line)) for number, line in block.data_lines]
+    data_lines = [
+        (number, expand_dup(path, number, line, npoints)) for number, line in block.data_lines
+    ]
     _check_xydata_lines(path, block, data_lines, xfactor, firstx, lastx, npoints)
     lines = [
         "##TITLE=block\n",
@@ -454,18 +487,20 @@ _AFFN_NUMBER = r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?"
 _AFFN_LINE = re.compile(rf"{_AFFN_NUMBER}(?:\s+{_AFFN_NUMBER})*")
 
 
-def expand_dup(path: Path, number: int, line: str) -> str:
+def expand_dup(path: Path, number: int, line: str, limit: int) -> str:
     """``line`` with every DUP count written out as repeated tokens.
 
     DUP (``S``…``Z``, ``s`` = 1…9, more digits may follow: ``S6`` is 16) repeats
     the preceding ordinate or difference that many times in total. The jcamp
     package only handles a one-letter count after a DIF token, so we expand
-    DUP here and hand it plain SQZ/DIF/AFFN tokens.
+    DUP here and hand it plain SQZ/DIF/AFFN tokens. A count above ``limit``
+    (the point count) is refused before it can exhaust memory.
     """
     if not _DUP_CHARS.search(line):
         return line
     out: list[str] = []
     previous: str | None = None
+    expanded = 0  # values added by DUP on this line
     i = 0
     while i < len(line):
         j = i + 1
@@ -482,6 +517,11 @@ def expand_dup(path: Path, number: int, line: str) -> str:
             if previous is None or out[-1].isspace():
                 raise SpectrumFileError(path, f"line {number}: a DUP count repeats nothing")
             count = int(str(_DUP_COUNTS[token[0]]) + token[1:])
+            expanded += count - 1
+            if expanded > limit:
+                raise SpectrumFileError(
+                    path, f"line {number}: DUP counts add more values than ##NPOINTS={limit}"
+                )
             # A plain (AFFN) number needs a separator before each copy.
             copy = " " + previous if previous[0] in "0123456789." else previous
             out.append(copy * (count - 1))

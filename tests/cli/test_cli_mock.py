@@ -90,7 +90,7 @@ def test_control_commands_on_stdin_are_acknowledged() -> None:
     ("args", "message"),
     [
         (["--pty", "--fault", "explode"], "unknown fault"),
-        (["--pty", "--sample", "unobtainium"], "unknown sample"),
+        (["--pty", "--sample", "unobtainium"], "sample 'unobtainium'"),
         (["--pty", "--laser-nm", "-5"], "--laser-nm"),
         ([], "--pty"),
     ],

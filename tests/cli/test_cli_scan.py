@@ -149,19 +149,6 @@ def test_user_mistakes_exit_2_with_one_line(
     assert message in err and "Traceback" not in err
 
 
-HAVE_BLE = all(
-    hasattr(importlib.import_module("device.ble"), name)
-    for name in ("discover", "open_spectrometer")
-)
-
-
-@pytest.mark.skipif(HAVE_BLE, reason="device.ble is there: see the next test")
-def test_ble_options_fail_cleanly_when_ble_is_not_there(capsys: pytest.CaptureFixture[str]) -> None:
-    assert _in_process(["devices", "--ble", "--timeout", "0.1"]) == 2
-    assert "Bluetooth LE" in capsys.readouterr().err
-
-
-@pytest.mark.skipif(not HAVE_BLE, reason="device.ble.discover/open_spectrometer not written yet")
 def test_ble_discovery_and_scan_go_through_device_ble(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FIELDSCAN_BLE_BACKEND", "mock")  # device.ble's in-process mock
     listed = run("devices", "--ble", "--timeout", "1", "--json")

@@ -176,3 +176,20 @@ def test_guided_scan_checks_before_touching_the_instrument(env: dict[str, str]) 
     assert no_port.exit_code != 0
     with Outbox(env["FIELDSCAN_OUTBOX"]) as box:
         assert [r.kind for r in box.records()] == ["seizure"]  # nothing half-recorded
+
+
+def test_sync_config_keeps_the_url_and_key_private(env: dict[str, str]) -> None:
+    bad = runner.invoke(app, ["sync", "config", "--url", "ftp://x"], env=env)
+    assert isinstance(bad.exception, UserError) and "http" in str(bad.exception)
+    done = runner.invoke(
+        app, ["sync", "config", "--url", "http://127.0.0.1:9", "--device-key", "k"], env=env
+    )
+    assert done.exit_code == 0, done.output
+    assert Path(env["FIELDSCAN_OUTBOX"]).stat().st_mode & 0o077 == 0
+    _seizure(env)
+    # Nothing listens on port 9: the records stay pending and the exit code says so.
+    down = runner.invoke(app, ["sync", "run", "--once", "--max-failures", "1"], env=env)
+    assert down.exit_code == 1 and "kept" in down.output
+    with Outbox(env["FIELDSCAN_OUTBOX"]) as box:
+        assert box.counts()[RecordStatus.PENDING] == 1
+        assert "ConnectError" in (box.records()[0].last_error or "")

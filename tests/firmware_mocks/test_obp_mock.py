@@ -210,9 +210,23 @@ def test_faults_count_down_and_dead_alone_is_forever() -> None:
     assert not faults.take("dead")
 
 
-def test_samples_resolve_and_mix() -> None:
+class _TinyLibrary:
+    names = ("talc",)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.names
+
+    def spectrum(self, name: str) -> object:
+        return builtin_sample("caffeine").renamed(name)
+
+
+def test_samples_resolve_and_mix(monkeypatch: pytest.MonkeyPatch) -> None:
+    import spectra.library
+
+    monkeypatch.setattr(spectra.library, "load_demo_library", _TinyLibrary)
     base = builtin_sample("paracetamol")
-    assert resolve_sample("paracetamol").name == "paracetamol"
+    assert resolve_sample("talc").name == "talc"  # from the library
+    assert resolve_sample("paracetamol").name == "paracetamol"  # built in
     cut = mix(base, builtin_sample("caffeine"), 0.5)
     assert cut.intensities.max() <= 1.0 and "caffeine" in cut.name
     with pytest.raises(ValueError, match="unknown sample"):
@@ -266,3 +280,17 @@ def test_mock_answers_documented_bytes_exactly(
         got += host.silence(0.1)
     assert got == expected
     assert host.silence(0.2) == b""  # nothing left over
+
+
+def test_a_damaged_library_falls_back_to_built_in_samples(monkeypatch: pytest.MonkeyPatch) -> None:
+    import spectra.library
+    from spectra.errors import LibraryError
+
+    def broken() -> None:
+        raise LibraryError("content hash does not match", "demo-library.fslib")
+
+    monkeypatch.setattr(spectra.library, "load_demo_library", broken)
+    assert resolve_sample(None).name == "cocaine_hcl"
+    assert resolve_sample("paracetamol").name == "paracetamol"
+    with pytest.raises(ValueError, match="needs the reference library"):
+        resolve_sample("mdma hydrochloride")

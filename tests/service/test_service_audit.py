@@ -158,7 +158,7 @@ def test_rewritten_chain_is_caught_by_the_signed_checkpoint(
             with Session(bind=conn) as session:
                 from service.models import AuditEvent
 
-                events = session.query(AuditEvent).order_by(AuditEvent.seq).all()  # type: ignore[arg-type]
+                events = session.exec(select(AuditEvent).order_by(AuditEvent.seq)).all()  # type: ignore[arg-type]
                 prev = audit.GENESIS
                 for event in events:
                     event.prev_hash = (
@@ -306,6 +306,9 @@ def test_checkpoints_are_signed_periodically(fresh_settings: Any) -> None:
                 agency_in = AgencyCreate(name=f"agency {n}", country="PE", kind=AgencyKind.POLICE)
                 crud.create_agency(session=session, actor=SYSTEM, agency_in=agency_in)
             session.commit()
+            assert audit.pending_count(session) == 7
+            assert audit.chain_pending(session) == 7
+            session.commit()
             seqs = [
                 c.seq for c in session.exec(select(AuditCheckpoint).order_by(AuditCheckpoint.seq))
             ]
@@ -341,3 +344,42 @@ def test_bad_checkpoint_key_file_is_a_clear_error(tmp_path: Path) -> None:
     )
     with pytest.raises(AuditChainError, match="not an Ed25519"):
         CheckpointSigner.load_or_create(rsa_free)
+
+
+def test_pending_events_are_linked_by_the_sweeper(fresh_settings: Any) -> None:
+    """A crash between a commit and its linking leaves pending events; the sweeper links them."""
+    from service import crud
+    from service.api.deps import AppState
+    from service.audit import CheckpointSigner
+    from service.core.db import make_engine, migrate
+    from service.core.security import password_hasher
+    from service.main import AuditSweeper
+    from service.models import SeizureCreate
+    from service.principal import Principal
+    from service.testing import seed_world
+
+    engine = make_engine(fresh_settings.sqlalchemy_url)
+    try:
+        migrate(engine)
+        world = seed_world(fresh_settings)
+        actor = Principal(agency_id=world.agencies["A"], role="officer")
+        with Session(engine) as session:
+            seizure_in = SeizureCreate.model_validate(seizure_payload())
+            crud.create_seizure(session=session, actor=actor, seizure_in=seizure_in)
+            session.commit()  # committed, not linked: as if the process died here
+            report = audit.verify(session)
+            assert report.ok and report.events_pending == 1  # written with the change
+        state = AppState(
+            settings=fresh_settings,
+            engine=engine,
+            jwt_secret="x",
+            hasher=password_hasher(time_cost=1, memory_kib=8),
+            signer=CheckpointSigner.load_or_create(fresh_settings.signing_key_path),
+        )
+        assert AuditSweeper(state).sweep() == 1
+        with Session(engine) as session:
+            report = audit.verify(session)
+            assert report.ok and report.events_pending == 0
+            assert report.events_checked == report.versions_checked
+    finally:
+        engine.dispose()

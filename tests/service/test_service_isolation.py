@@ -219,7 +219,9 @@ def test_expired_token_is_refused(app_client: Any, world: Any) -> None:
     r = app_client.get("/api/v1/seizures", headers={"Authorization": f"Bearer {token}"})
     assert r.status_code == 401 and "expired" in r.text
     forged = create_access_token(
-        secret="not-the-secret", user_id=user_id, expires_delta=timedelta(minutes=5)
+        secret="not-the-secret-but-long-enough-for-hs256",
+        user_id=user_id,
+        expires_delta=timedelta(minutes=5),
     )
     assert (
         app_client.get(

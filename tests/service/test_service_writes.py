@@ -261,3 +261,15 @@ def test_unknown_enum_and_bad_country_are_422(as_user: Any) -> None:
         r = api.post("/seizures", json=seizure_payload(**bad))
         assert r.status_code == 422, bad
         assert r.json()["detail"][0]["loc"][1] == next(iter(bad))
+
+
+def test_reused_record_id_is_refused_without_leaking(as_user: Any) -> None:
+    record_id = str(uuid.uuid4())
+    a, b = as_user("A", "officer"), as_user("B", "officer")
+    assert a.post("/seizures", json=seizure_payload(id=record_id)).status_code == 201
+    changed = a.post("/seizures", json=seizure_payload(id=record_id, place="other"))
+    assert changed.status_code == 422 and "Idempotency-Key" in changed.text
+    other = b.post("/seizures", json=seizure_payload(id=record_id))
+    assert other.status_code == 409 and "exists already" in other.text
+    assert "Jorge" not in other.text and "duplicate key" not in other.text
+    assert b.get(f"/seizures/{record_id}").status_code == 404

@@ -43,8 +43,9 @@ def test_bundled_examples_are_current_and_identified() -> None:
     files = {p.stem: p for p in EXAMPLES.iterdir() if p.suffix in (".jdx", ".csv")}
     assert set(files) == set(expected)
     spectra = [read_spectrum(files[stem]) for stem in sorted(files)]
+    stale = "fieldscan/examples is stale: run `python -m spectra.demo examples`"
     for s, stem in zip(spectra, sorted(files), strict=True):
-        np.testing.assert_allclose(s.intensities, expected[stem].intensities)  # regenerated files
+        np.testing.assert_allclose(s.intensities, expected[stem].intensities, err_msg=stale)
     results = dict(zip(sorted(files), identify_many(spectra, lib), strict=True))
     pure = results["cocaine-hcl-field"]
     assert pure.verdict is Verdict.IDENTIFIED
@@ -92,3 +93,24 @@ def test_flat_spectrum_is_not_identified() -> None:
     r = identify(noise, lib)
     assert r.verdict in (Verdict.NO_MATCH, Verdict.INCONCLUSIVE)
     _check_contract(r.to_dict(), lib.version)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        np.linspace(0.0, 1e6, 500),  # a bare background: nothing left after baseline removal
+        np.full(500, 7.0),
+        np.r_[np.zeros(250), np.ones(250)],
+    ],
+)
+def test_featureless_spectra_are_never_asserted(values: np.ndarray) -> None:
+    lib = load_demo_library()
+    r = identify(Spectrum(np.linspace(300, 1800, values.size), values), lib)
+    assert r.verdict in (Verdict.NO_MATCH, Verdict.INCONCLUSIVE)
+
+
+def test_too_narrow_a_range_is_a_clear_error() -> None:
+    lib = load_demo_library()
+    narrow = Spectrum(np.linspace(300, 500, 120), np.ones(120))
+    with pytest.raises(ValueError, match="at least 400"):
+        identify(narrow, lib)

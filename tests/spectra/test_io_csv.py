@@ -83,7 +83,7 @@ def test_hypothesis_round_trip(
             max_size=len(axis),
         )
     )
-    original = Spectrum(axis, values, name="h")
+    original = Spectrum(np.array(axis), np.array(values), name="h")
     delimiter, decimal, header, descending = option
     path = tmp_path / "h.csv"
     write_csv(

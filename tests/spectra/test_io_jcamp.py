@@ -289,12 +289,30 @@ def test_ir_in_micrometres_is_converted_to_wavenumbers(tmp_path: Path) -> None:
     np.testing.assert_allclose(s.intensities, np.linspace(0.1, 0.9, 16)[::-1], atol=1e-3)
 
 
-def test_raman_in_nanometres_is_refused(tmp_path: Path) -> None:
-    body = _IR_TRANSMITTANCE.replace("INFRARED SPECTRUM", "RAMAN SPECTRUM").replace(
-        "##XUNITS=1/CM", "##XUNITS=NANOMETERS"
-    )
-    with pytest.raises(SpectrumFileError, match="x units 'NANOMETERS'"):
-        read_spectrum(_jdx(tmp_path, body))
+def test_raman_in_nanometres_needs_and_uses_the_laser_wavelength(tmp_path: Path) -> None:
+    shifts = np.linspace(200.0, 1800.0, 33)
+    nm = 1e7 / (1e7 / 785.0 - shifts)  # scattered wavelengths for a 785 nm laser
+    points = "\n".join(f"{float(x)!r}, {y}" for x, y in zip(nm, range(33), strict=True))
+    body = f"""##TITLE=nm raman
+##JCAMP-DX=5.01
+##DATA TYPE=RAMAN SPECTRUM
+##XUNITS=NANOMETERS
+##$LASER WAVELENGTH=785 nm
+##NPOINTS=33
+##XYPOINTS=(XY..XY)
+{points}
+##END=
+"""
+    s = read_spectrum(_jdx(tmp_path, body))
+    np.testing.assert_allclose(s.axis, shifts, rtol=1e-9)
+    np.testing.assert_array_equal(s.intensities, np.arange(33.0))
+    assert s.acquisition.laser_nm == 785.0
+    no_laser = body.replace("##$LASER WAVELENGTH=785 nm\n", "")
+    with pytest.raises(SpectrumFileError, match="needs the laser wavelength"):
+        read_spectrum(_jdx(tmp_path, no_laser, "n.jdx"))
+    hertz = body.replace("##XUNITS=NANOMETERS", "##XUNITS=HZ")
+    with pytest.raises(SpectrumFileError, match="x units 'HZ'"):
+        read_spectrum(_jdx(tmp_path, hertz, "h.jdx"))
 
 
 def test_percent_transmittance_is_recognised_by_label_or_by_value(tmp_path: Path) -> None:
@@ -586,6 +604,8 @@ def test_the_good_fixture_reads(tmp_path: Path) -> None:
         ("##XUNITS=1/CM", "##XUNITS=1/CM\n##$AVERAGES=2.5", "whole number"),
         ("##NPOINTS=16", "##NPOINTS=16\n##YFACTOR=0", "YFACTOR= is zero"),
         ("##NPOINTS=16", "##NPOINTS=16\n##DELTAX=-1", "DELTAX=-1 disagrees"),
+        ("##NPOINTS=16", "##NPOINTS=1e12", "implausibly large"),
+        ("100 1 2 3 4 5 6 7 8", "100 1 2 3 4 5 6 7 8S99999999999", "DUP counts add more"),
     ],
 )
 def test_damaged_files_raise_clear_errors(tmp_path: Path, old: str, new: str, message: str) -> None:

@@ -241,10 +241,12 @@ def test_demo_library_is_labelled_cached_and_current() -> None:
     from spectra.demo import build_demo_library
 
     fresh = build_demo_library()
-    assert fresh.names == lib.names
-    assert fresh.pipeline == lib.pipeline
-    assert [fresh.metadata(n) for n in fresh.names] == [lib.metadata(n) for n in lib.names]
-    np.testing.assert_allclose(fresh.matrix, lib.matrix, atol=1e-5)
+    stale = "spectra/data/demo-library.fslib is stale: run `python -m spectra.demo build`"
+    assert fresh.names == lib.names, stale
+    assert fresh.pipeline == lib.pipeline, stale
+    assert fresh.thresholds == lib.thresholds, stale
+    assert [fresh.metadata(n) for n in fresh.names] == [lib.metadata(n) for n in lib.names], stale
+    np.testing.assert_allclose(fresh.matrix, lib.matrix, atol=1e-5, err_msg=stale)
 
 
 def test_reference_covering_part_of_the_axis_is_zero_elsewhere() -> None:

@@ -70,3 +70,15 @@ def test_invalid_input(kwargs: dict[str, object], message: str) -> None:
     args: dict[str, object] = {"query": refs[:, 0], "references": refs, **kwargs}
     with pytest.raises(ValueError, match=message):
         fit_mixture(**args)  # type: ignore[arg-type]
+
+
+def test_exclusive_columns_are_never_both_components() -> None:
+    refs = _pool(5)
+    query = 0.6 * refs[:, 0] + 0.4 * refs[:, 1]
+    assert set(fit_mixture(query, refs, first=0).components) == {0, 1}
+    exclusive = np.zeros((refs.shape[1], refs.shape[1]), dtype=bool)
+    exclusive[0, 1] = exclusive[1, 0] = True
+    fit = fit_mixture(query, refs, first=0, exclusive=exclusive)
+    assert 1 not in fit.components and fit.components[0] == 0
+    with pytest.raises(ValueError, match="exclusive"):
+        fit_mixture(query, refs, exclusive=np.zeros((2, 2), dtype=bool))

@@ -5,9 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import hypothesis.extra.numpy as hnp
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy.sparse.linalg import spsolve
 
 from spectra.field import FieldConditions, field_spectrum
@@ -200,3 +203,27 @@ def test_pipeline_makes_a_field_measurement_look_like_its_reference() -> None:
     assert np.corrcoef(query.values[s], ref.values[s])[0, 1] > 0.95
     again = pipeline.prepare(raw)
     np.testing.assert_array_equal(again.values, query.values)  # deterministic
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    values=hnp.arrays(
+        np.float64,
+        st.integers(64, 400),
+        elements=st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False),
+    ),
+    start=st.floats(100.0, 1500.0),
+    span=st.floats(450.0, 2000.0),
+)
+def test_prepare_is_pure_and_total_on_arbitrary_finite_data(
+    values: np.ndarray, start: float, span: float
+) -> None:
+    axis = np.linspace(start, start + span, values.size)
+    before = values.copy()
+    pipeline = Pipeline()
+    out = pipeline.prepare_arrays(axis, values)
+    np.testing.assert_array_equal(values, before)  # input untouched
+    assert np.all(np.isfinite(out.values))
+    assert 0 <= out.start < out.stop <= pipeline.axis_points
+    again = pipeline.prepare_arrays(list(axis), list(values))
+    np.testing.assert_array_equal(again.values, out.values)  # list == array, deterministic

@@ -27,6 +27,13 @@ def test_decide(best: float, mixture: float | None, n: int, expected: Verdict) -
     assert decide(best, mixture, n, T) is expected
 
 
+def test_a_noisy_query_is_never_asserted() -> None:
+    assert decide(0.99, None, 1, T, reliability=0.4) is Verdict.INCONCLUSIVE
+    assert decide(0.50, 0.99, 2, T, reliability=0.4) is Verdict.INCONCLUSIVE
+    assert decide(0.99, None, 1, T, reliability=0.5) is Verdict.IDENTIFIED
+    assert decide(0.30, None, 1, T, reliability=0.1) is Verdict.NO_MATCH
+
+
 def test_decide_rejects_nonsense() -> None:
     with pytest.raises(ValueError):
         decide(0.9, None, 0, T)
@@ -40,6 +47,8 @@ def test_thresholds_validate_and_round_trip() -> None:
         Thresholds(identify=0.5, inconclusive=0.6)
     with pytest.raises(ValueError):
         Thresholds(min_gain=1.0)
+    with pytest.raises(ValueError):
+        Thresholds(min_reliability=2.0)
     with pytest.raises(ValueError, match="unknown"):
         Thresholds.from_dict({**T.to_dict(), "extra": 1})
 

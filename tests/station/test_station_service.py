@@ -142,6 +142,8 @@ def test_refused_then_corrected_then_resent_through_the_cli(
     assert summary["refused"] == 1 and summary["sent"] == 2
     reason = summary["refused_records"][0]["reason"]
     assert "HTTP 422" in reason and "spectrum" in reason
+    human = runner.invoke(app, ["sync", "status"], env=env)
+    assert "refused by the service" in human.output and bad.uuid in human.output
     fixed = _spectrum(9)
     patch = json.dumps(
         {"kind": "raman", "axis": fixed.axis.tolist(), "intensities": fixed.intensities.tolist()}

@@ -14,7 +14,16 @@ from fieldscan.station.wording import (
 )
 from spectra.library import load_demo_library
 
-LIB = load_demo_library()
+
+class _Lazy:
+    """The demo library, loaded on first use (not at collection)."""
+
+    def __getattr__(self, name: str) -> Any:
+        library = load_demo_library()
+        return getattr(library, name)
+
+
+LIB: Any = _Lazy()
 
 
 def _ident(verdict: str, components: list[tuple[str, float]], score: float = 0.97) -> Any:

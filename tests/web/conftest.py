@@ -32,8 +32,16 @@ from service.models import (
     User,
 )
 from service.principal import Principal
-from service.testing import World, fast_settings, seed_world, seizure_payload
+from service.testing import (
+    World,
+    backends,
+    fast_settings,
+    isolated_database,
+    seed_world,
+    seizure_payload,
+)
 from service.web import mount
+from service.web.plots import reference_library
 
 NIL = uuid.UUID(int=0)
 
@@ -61,9 +69,7 @@ def build_app(settings: Settings) -> FastAPI:
 
 def measured_spectrum(name: str, seed: int = 1) -> dict[str, object]:
     """A 'raw' field spectrum of ``name``: the demo reference plus baseline and noise."""
-    from spectra.library import load_demo_library
-
-    ref = load_demo_library().spectrum(name)
+    ref = reference_library().spectrum(name)
     rng = np.random.default_rng(seed)
     axis = np.asarray(ref.axis)
     values = 1000 * np.asarray(ref.intensities) + 200 + 0.05 * axis + rng.normal(0, 5, axis.size)
@@ -78,9 +84,7 @@ def _principal(session: Session, username: str) -> Principal:
 
 def seed_records(settings: Settings, world: World, *, bulk: int = 30) -> Scenario:
     """Seizures with items, a field test of a demo reference, custody, a lab result, an approval."""
-    from spectra.library import load_demo_library
-
-    lib = load_demo_library()
+    lib = reference_library()
     reference = next(n for n in lib.names if n.startswith("cocaine"))
     sc = Scenario(reference=reference)
     engine = make_engine(settings.sqlalchemy_url)
@@ -241,15 +245,21 @@ def seed_records(settings: Settings, world: World, *, bulk: int = 30) -> Scenari
             )
             sc.other_test_id = ot.id
             session.commit()
+            audit.chain_pending(session, wait=True)  # as the app does after each commit
+            session.commit()
     finally:
         engine.dispose()
     return sc
 
 
-@pytest.fixture(scope="module")
-def web_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    tmp = tmp_path_factory.mktemp("web")
-    return fast_settings(data_dir=tmp, database_url=f"sqlite:///{tmp / 'web.sqlite3'}")
+@pytest.fixture(scope="module", params=backends())
+def web_settings(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Settings]:
+    """SQLite always; PostgreSQL too when ``FIELDSCAN_TEST_DATABASE_URL`` is set."""
+    tmp = tmp_path_factory.mktemp(f"web-{request.param}")
+    with isolated_database(str(request.param), tmp) as url:
+        yield fast_settings(data_dir=tmp, database_url=url)
 
 
 @pytest.fixture(scope="module")
@@ -278,11 +288,18 @@ def ui_login(client: TestClient, username: str, password: str) -> None:
     assert r.status_code == 303, r.text
 
 
-@pytest.fixture()
-def ui_client(web_app: FastAPI, web_world: World, scenario: Scenario) -> Iterator[TestClient]:
-    """A fresh browser-like client (no cookies yet)."""
+@pytest.fixture(scope="module")
+def _module_client(web_app: FastAPI, web_world: World, scenario: Scenario) -> Iterator[TestClient]:
+    # One client per module: the app's lifespan (audit sweeper) runs once per app.
     with TestClient(web_app, base_url="http://testserver") as client:
         yield client
+
+
+@pytest.fixture()
+def ui_client(_module_client: TestClient) -> TestClient:
+    """A browser-like client with no cookies yet (no session, no language choice)."""
+    _module_client.cookies.clear()
+    return _module_client
 
 
 def user_id(settings: Settings, username: str) -> uuid.UUID:
@@ -326,9 +343,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     world = seed_world(settings)
     scenario = seed_records(settings, world, bulk=12)
     port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-    )
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20

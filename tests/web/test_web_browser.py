@@ -139,7 +139,7 @@ def test_web_four_eyes_change_approved_by_a_second_supervisor(
     card = page.locator(".approval", has_text="laboratory salt form")
     card.get_by_label("Reason").fill("checked the lab sheet")
     card.get_by_role("button", name="Approve").click()
-    assert "Decision recorded." in page.get_by_role("status").inner_text()
+    assert page.get_by_role("status").inner_text() == "Decision recorded: approved."
     page.goto(f"{live.base}/ui/seizures/{live.scenario.seizure_id}")
     assert "cocaine HCl" in page.locator("section", has_text="Item 1").first.inner_text()
 
@@ -215,3 +215,19 @@ def test_web_accessibility_labels_and_keyboard(page: Any, live: Any, artifacts_d
     page.keyboard.press("Enter")
     page.wait_for_url(re.compile(r".*q=suitcase.*"))
     assert "Jorge Chávez airport" in page.locator("#seizure-rows").inner_text()
+
+
+def test_web_show_more_loads_the_next_page_in_place(page: Any, live: Any) -> None:
+    """htmx (vendored, same-origin under the page's CSP) appends the next keyset page."""
+    _login(page, live, "A", "officer")
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.goto(f"{live.base}/ui/seizures?limit=5")
+    rows = page.locator("#seizure-rows tr:not(#more-row)")
+    assert rows.count() == 5
+    page.get_by_role("link", name="Show more").click()
+    page.wait_for_function(
+        "document.querySelectorAll('#seizure-rows tr:not(#more-row)').length === 10"
+    )
+    assert page.url.endswith("/ui/seizures?limit=5")  # replaced in place, no navigation
+    assert errors == []

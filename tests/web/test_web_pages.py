@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 from sqlmodel import Session
 
 from service import crud
@@ -54,7 +55,7 @@ def test_web_pages_need_a_session(ui_client: TestClient, scenario: Any) -> None:
     assert (
         ui_client.get(
             "/ui/seizures",
-            cookies={"fieldscan_session": "forged.token.value"},
+            headers={"Cookie": "fieldscan_session=forged.token.value"},
             follow_redirects=False,
         ).status_code
         == 303
@@ -296,7 +297,7 @@ def test_web_four_eyes_requester_cannot_approve(
         )
         pending = [
             a
-            for a in session.query(Approval).all()
+            for a in session.scalars(select(Approval)).all()
             if a.entity_id == item.id
             and a.status == "pending"
             and sup
@@ -337,7 +338,7 @@ def test_web_language_choice_is_remembered_in_a_cookie(
     page = ui_client.get("/ui/login")
     assert '<html lang="pt">' in page.text and "Iniciar sessão" in page.text
     r = ui_client.get(
-        "/ui/login", cookies={"fieldscan_lang": ""}, headers={"Accept-Language": "es-ES,es;q=0.9"}
+        "/ui/login", headers={"Accept-Language": "es-ES,es;q=0.9", "Cookie": "fieldscan_lang="}
     )
     assert "Iniciar sesión" in r.text
 
@@ -395,3 +396,86 @@ def test_web_attachment_download(
     assert r.headers["content-disposition"] == 'attachment; filename="photo.jpg"'
     _login(ui_client, web_world, "officer", agency="B")
     assert ui_client.get(f"/ui/attachments/{att_id}").status_code == 404
+
+
+def test_web_seizure_pages_are_index_range_scans(
+    web_settings: Any, web_world: Any, scenario: Any
+) -> None:
+    """Keyset pages read the (agency_id, seized_at) index in order: no sort, however deep."""
+    if not web_settings.sqlalchemy_url.startswith("sqlite"):
+        pytest.skip("reads SQLite's query plan (EXPLAIN QUERY PLAN)")
+    from sqlalchemy import event
+
+    from service.web import queries
+
+    engine = make_engine(web_settings.sqlalchemy_url)
+    captured: list[tuple[str, Any]] = []
+
+    def grab(_conn: Any, _cursor: Any, statement: str, params: Any, *_: Any) -> None:
+        if statement.lstrip().upper().startswith("SELECT") and "FROM seizure" in statement:
+            captured.append((statement, params))
+
+    event.listen(engine, "before_cursor_execute", grab)
+    with Session(engine) as session:
+        user = crud.get_user_by_username(session=session, username=web_world.users["A"]["officer"])
+        assert user is not None
+        actor = crud.principal_for_user(user)
+        _page, cursor = queries.seizure_page(
+            session=session, actor=actor, filters=crud.SeizureFilter(), after=None, limit=5
+        )
+        assert cursor is not None
+        queries.seizure_page(
+            session=session, actor=actor, filters=crud.SeizureFilter(), after=cursor, limit=5
+        )
+    event.remove(engine, "before_cursor_execute", grab)
+    with engine.connect() as conn:
+        for statement, params in captured:
+            plan = " | ".join(
+                r[-1] for r in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, params)
+            )
+            assert "USING INDEX ix_seizure_agency_seized_at" in plan, plan
+            assert "TEMP B-TREE" not in plan, plan
+    engine.dispose()
+    assert len(captured) == 2
+
+
+def test_web_confirmations_come_from_codes_not_from_links(
+    ui_client: TestClient, web_world: Any
+) -> None:
+    _login(ui_client, web_world, "officer")
+    page = ui_client.get(
+        "/ui/review", params={"done": "Call QZX-evil now", "flash": "Call QZX-evil"}
+    ).text
+    assert "QZX-evil" not in page and 'role="status"' not in page
+    page = ui_client.get("/ui/review", params={"done": "approved"}).text
+    assert '<p class="flash" role="status">Decision recorded: approved.</p>' in page
+
+
+def test_web_mount_is_idempotent_and_serves_static_files(
+    web_app: Any, ui_client: TestClient
+) -> None:
+    from service.web import mount
+
+    before = len(web_app.router.routes)
+    mount(web_app)
+    assert len(web_app.router.routes) == before
+    r = ui_client.get("/ui/static/htmx.min.js")
+    assert r.status_code == 200 and b"htmx" in r.content[:2000]
+    assert ui_client.get("/", follow_redirects=False).headers["location"] == "/ui/"
+    assert ui_client.get("/ui/static/../routes.py").status_code == 404
+
+
+def test_web_error_page_links_back_only_within_the_site(
+    ui_client: TestClient, web_world: Any
+) -> None:
+    _login(ui_client, web_world, "officer")
+    r = ui_client.get(
+        "/ui/seizures?verdict=x", headers={"Referer": "http://testserver/ui/review?a=1"}
+    )
+    assert r.status_code == 422 and 'href="/ui/review?a=1"' in r.text
+    r = ui_client.get(
+        "/ui/seizures?verdict=x", headers={"Referer": "https://evil.example/ui/review"}
+    )
+    assert "evil" not in r.text and ">Back</a>" not in r.text
+    assert r.headers["x-content-type-options"] == "nosniff"
+    assert "frame-ancestors 'none'" in r.headers["content-security-policy"]

@@ -68,6 +68,7 @@ def test_web_pdf_report_states_the_evidence(
         assert needle in flat, needle
     for needle in (
         "PRESUMPTIVE RESULT",
+        "Record versions",
         "Identified",
         "presumptive",
         scenario.reference,
@@ -220,6 +221,25 @@ def test_web_spectrum_plot_overlays_the_matched_reference(web_settings: Any, sce
         assert np.corrcoef(measured, reference)[0, 1] > 0.9  # the measured sample is that reference
         svg = plots.spectrum_svg(plot, x_label="x", y_label="y", title="t <&>")
         assert svg.count("<polyline") == 2 and "t &lt;&amp;&gt;" in svg
+        # A mixture: every component is drawn, with its fraction; unknown names are listed.
+        test.identification_json = json.dumps(
+            {
+                "verdict": "mixture",
+                "candidates": [],
+                "components": [
+                    {"name": scenario.reference, "fraction": 0.7},
+                    {"name": "caffeine", "fraction": 0.2},
+                    {"name": "not in the library", "fraction": 0.1},
+                ],
+                "library_version": test.library_version,
+            }
+        )
+        mixture = plots.spectrum_plot(test, "measured")
+        assert [(s.label, s.weight) for s in mixture.series[1:]] == [
+            (scenario.reference, 0.7),
+            ("caffeine", 0.2),
+        ]
+        assert mixture.missing == ("not in the library",)
         test.library_version = "sha256:unknown"
         other = plots.spectrum_plot(test, "measured")
         assert not other.library_found and len(other.series) == 1
@@ -254,7 +274,7 @@ def test_web_map_outlines_and_points() -> None:
 def test_web_dashboard_counts(ui_client: TestClient, web_world: Any, scenario: Any) -> None:
     _login(ui_client, web_world, "analyst")
     page = ui_client.get("/ui/dashboard").text
-    assert "PE → BR → ES" in page and "<circle" in page
+    assert "<td>PE → ES</td><td>11</td>" in page and "<circle" in page
     assert page.count("<circle") == len(scenario.bulk_ids) + 1
 
 
@@ -266,3 +286,38 @@ def test_web_exports_need_a_session(ui_client: TestClient, kind: str) -> None:
 def test_web_report_of_unknown_test_is_404(ui_client: TestClient, web_world: Any) -> None:
     _login(ui_client, web_world, "officer")
     assert ui_client.get(f"/ui/field-tests/{uuid.uuid4()}/report.pdf").status_code == 404
+
+
+def test_web_dashboard_aggregates(web_settings: Any, web_world: Any, scenario: Any) -> None:
+    from service import crud
+    from service.web import queries
+
+    engine = make_engine(web_settings.sqlalchemy_url)
+    with Session(engine) as session:
+        user = crud.get_user_by_username(session=session, username=web_world.users["A"]["officer"])
+        assert user is not None
+        actor = crud.principal_for_user(user)
+        data = queries.dashboard_data(session=session, actor=actor, filters=crud.SeizureFilter())
+        air = queries.dashboard_data(
+            session=session, actor=actor, filters=crud.SeizureFilter(transport_mode="sea")
+        )
+    engine.dispose()
+    assert data.total == len(scenario.bulk_ids) + 1
+    assert sum(data.by_mode["air"]) == 11 and sum(data.by_mode["sea"]) == 10
+    assert data.months == sorted(data.months) and data.months[-1] == "2026-03"
+    # One seizure holds the cocaine item (also found by its field test: counted once).
+    assert {k: sum(v) for k, v in data.by_substance.items()} == {
+        "acetic anhydride": 1,
+        scenario.reference: 1,
+    }
+    assert data.routes[0] == (("PE", "ES"), 11)
+    assert len(data.points) == data.total
+    assert air.total == 10 and set(air.by_mode) == {"sea"}
+
+
+def test_web_dashboard_filters(ui_client: TestClient, web_world: Any, scenario: Any) -> None:
+    _login(ui_client, web_world, "supervisor")
+    page = ui_client.get("/ui/dashboard", params={"date_from": "2026-03-01"}).text
+    assert page.count("<circle") == 6  # the main seizure and bulk 0-4 (Mar 13, 10, 7, 4, 1)
+    assert 'value="2026-03-01"' in page
+    assert ui_client.get("/ui/dashboard", params={"country": "Peru"}).status_code == 422

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from service import crud
-from service.api.common import etag, idempotent_post, parse_if_match
+from service.api.common import commit, etag, idempotent_post, parse_if_match
 from service.api.deps import IdempotencyKeyDep, IfMatchDep, SessionDep, StateDep, UserPrincipal
 from service.errors import NotFoundError
 from service.models import (
@@ -84,7 +84,7 @@ def update_user(
         if_match=parse_if_match(if_match),
         hasher=state.hasher,
     )
-    session.commit()
+    commit(session)
     response.headers["ETag"] = etag(user.version)
     return user
 

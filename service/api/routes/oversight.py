@@ -109,6 +109,8 @@ def list_audit_events(
 def verify_audit(session: SessionDep, state: StateDep, principal: UserPrincipal) -> Any:
     """Re-derive the chain, checkpoints, versions and current rows; report any tampering."""
     principal.require(AUDITORS, "verify the audit chain")
+    audit.chain_pending(session, wait=True)  # link what is committed, then check all
+    session.commit()
     trusted = [state.signer.public_key_hex, *state.settings.trusted_checkpoint_keys]
     return audit.verify(session, trusted_public_keys=trusted)
 

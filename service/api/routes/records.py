@@ -10,7 +10,7 @@ from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
 from fastapi.responses import JSONResponse
 
 from service import crud
-from service.api.common import etag, idempotent_post, parse_if_match
+from service.api.common import commit, etag, idempotent_post, parse_if_match
 from service.api.deps import (
     CurrentPrincipal,
     IdempotencyKeyDep,
@@ -131,7 +131,7 @@ def update_seizure(
         seizure_in=body,
         if_match=parse_if_match(if_match),
     )
-    session.commit()
+    commit(session)
     response.headers["ETag"] = etag(seizure.version)
     return seizure
 
@@ -189,7 +189,7 @@ def update_item(
         item_in=body,
         if_match=parse_if_match(if_match),
     )
-    session.commit()
+    commit(session)
     if isinstance(result, Approval):
         return JSONResponse(
             ApprovalPublic.model_validate(result).model_dump(mode="json"), status_code=202

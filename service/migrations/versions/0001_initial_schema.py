@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 09:40:29.784605
+Create Date: 2026-11-23 09:59:43.884452
 """
 from __future__ import annotations
 
@@ -64,6 +64,20 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_audit_event_agency_id'), ['agency_id'], unique=False)
         batch_op.create_index('ix_audit_event_entity', ['entity_type', 'entity_id', 'version'], unique=False)
 
+    op.create_table('audit_pending',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('at', service.core.types.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('agency_id', sa.Uuid(), nullable=True),
+    sa.Column('actor_user_id', sa.Uuid(), nullable=True),
+    sa.Column('actor_device_id', sa.Uuid(), nullable=True),
+    sa.Column('entity_type', sa.String(length=32), nullable=False),
+    sa.Column('entity_id', sa.Uuid(), nullable=False),
+    sa.Column('action', sa.String(length=32), nullable=False),
+    sa.Column('version', sa.Integer(), nullable=True),
+    sa.Column('before_digest', sa.String(length=64), nullable=True),
+    sa.Column('after_digest', sa.String(length=64), nullable=True),
+    sa.PrimaryKeyConstraint('id')
+    )
     op.create_table('blob',
     sa.Column('sha256', sa.String(length=64), nullable=False),
     sa.Column('size', sa.BigInteger(), nullable=False),
@@ -433,6 +447,7 @@ def downgrade() -> None:
     op.drop_table('record_version')
     op.drop_table('idempotency_record')
     op.drop_table('blob')
+    op.drop_table('audit_pending')
     with op.batch_alter_table('audit_event', schema=None) as batch_op:
         batch_op.drop_index('ix_audit_event_entity')
         batch_op.drop_index(batch_op.f('ix_audit_event_agency_id'))
