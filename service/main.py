@@ -21,6 +21,7 @@ from service.audit import AuditSettings, CheckpointSigner
 from service.core.config import Settings
 from service.core.db import check_connection, make_engine, migrate, shared_secret
 from service.core.security import password_hasher
+from service.web import mount as mount_ui
 
 log = logging.getLogger("service")
 
@@ -170,4 +171,5 @@ def create_app(settings: Settings | None = None, *, run_migrations: bool = True)
         return {"status": "ok", "database": engine.dialect.name}
 
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    mount_ui(app)
     return app

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from typing import Annotated
 
@@ -54,11 +53,7 @@ def serve(
     from service.main import create_app
 
     settings = load_settings(data_dir)
-    application = create_app(settings)  # type: ignore[arg-type]
-    if importlib.util.find_spec("service.web") is not None:  # the web UI, when installed
-        from service.web import mount
-
-        mount(application)
+    application = create_app(settings)  # type: ignore[arg-type]  # (the web UI included)
     typer.echo(
         f"fieldscan service on http://{host}:{port}/api/v1 "
         f"(database {safe_url(settings.sqlalchemy_url)})",  # type: ignore[attr-defined]

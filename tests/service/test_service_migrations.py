@@ -44,6 +44,8 @@ def test_models_and_migrations_agree(backend: str, tmp_path: Path) -> None:
             if backend == "postgresql":
                 indexes = {i["name"] for i in inspect(engine).get_indexes("seizure")}
                 assert "ixpg_seizure_narrative_trgm" in indexes
+                item_indexes = {i["name"] for i in inspect(engine).get_indexes("item")}
+                assert {"ixpg_item_substance_lower", "ixpg_item_description_trgm"} <= item_indexes
             command.downgrade(alembic_config(engine), "base")
             assert "seizure" not in set(inspect(engine).get_table_names())
             migrate(engine)
