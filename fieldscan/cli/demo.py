@@ -95,6 +95,34 @@ def demo(
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+#: Example files shipped with fieldscan (`python -m spectra.demo examples` regenerates them).
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def _identify_examples(console: Any, library: Any) -> None:
+    """Identify the bundled example files, as `fieldscan identify` would, and show a table."""
+    from rich.table import Table
+
+    from spectra.identify import identify_many
+    from spectra.io import read_spectrum
+
+    files = sorted(EXAMPLES.glob("*.*"))
+    results = identify_many([read_spectrum(f) for f in files], library)
+    table = Table(title="Bundled example files (fieldscan identify)")
+    table.add_column("file", overflow="fold")
+    for column in ("verdict", "found", "score"):
+        table.add_column(column)
+    for path, result in zip(files, results, strict=True):
+        found = result.to_dict()
+        table.add_row(
+            path.name,
+            found["verdict"],
+            ", ".join(f"{c['name']} {c['fraction']:.0%}" for c in found["components"]) or "—",
+            f"{found['candidates'][0]['score']:.3f}",
+        )
+    console.print(table)
+
+
 def _run(console: Any, tmp: Path, lang: str, keep_running: bool, started: float) -> None:
     import httpx
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -119,6 +147,7 @@ def _run(console: Any, tmp: Path, lang: str, keep_running: bool, started: float)
         f"[yellow]{library.title}[/]: DEMONSTRATION library, synthetic spectra, "
         "NOT for evidential use\n"
     )
+    _identify_examples(console, library)
     spectra = _sample_spectra()
     service_dir = tmp / "service"
     settings = Settings(
@@ -239,7 +268,8 @@ def _run(console: Any, tmp: Path, lang: str, keep_running: bool, started: float)
             f"{report.sent} records synced; audit {'ok' if audit['ok'] else 'NOT ok'}; "
             f"{elapsed:.1f} s"
         )
-        console.print(f"service URL: {url}/api/v1/docs  (agency {world.agency_name!r})")
+        console.print(f"service URL: {url}/api/v1/docs (API)")
+        console.print(f"web UI: {url}/ui (agency {world.agency_name!r})")
         if not audit["ok"] or report.refused or identical != 3:
             raise UserError("the demo found a problem (see above)")
         if keep_running:

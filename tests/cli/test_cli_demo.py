@@ -28,6 +28,18 @@ def test_the_demo_scans_logs_syncs_verifies_and_cleans_up() -> None:
     assert done.returncode == 0, out + done.stderr
     assert "Traceback" not in out + done.stderr
     assert "DEMONSTRATION library" in out
+    # The bundled example files: pure, cut and unknown, each with its verdict.
+    examples = out[out.index("Bundled example files") : out.index("emulated OBP module")]
+    verdicts = {
+        name: next(line for line in examples.splitlines() if name in line)
+        for name in ("cocaine-hcl-field", "cocaine-hcl-cut-levamisole", "unknown-ibuprofen")
+    }
+    assert "identified" in verdicts["cocaine-hcl-field"]
+    assert "mixture" in verdicts["cocaine-hcl-cut-levamisole"]
+    assert (
+        "no_match" in verdicts["unknown-ibuprofen"]
+        or "inconclusive" in verdicts["unknown-ibuprofen"]
+    )
     # Sample A: pure cocaine; B: cut with levamisole; C: absent from the library.
     assert re.search(r"presumptive positive: cocaine hydrochloride *│", out)
     assert "presumptive positive: cocaine hydrochloride with levamisole hydrochloride" in out
