@@ -86,7 +86,7 @@ def _agency_id(session: Any, name_or_id: str) -> uuid.UUID:
     agency = crud.get_agency_by_name(session=session, name=name_or_id)
     if agency is None:
         raise UserError(f"no agency named {name_or_id!r} (see `fieldscan admin agency list`)")
-    return agency.id  # type: ignore[no-any-return]
+    return agency.id
 
 
 def _validated(schema: Any, **values: Any) -> Any:
@@ -330,7 +330,7 @@ def admin_seed(
         agency_id = _agency_id(session, agency)
         engine = session.get_bind()
     made = seed_seizures(
-        engine=engine,  # type: ignore[arg-type]
+        engine=engine,
         agency_id=agency_id,
         count=count,
         deadline_s=seconds,
