@@ -13,7 +13,9 @@ import enum
 import hashlib
 import json
 import os
+import threading
 import uuid
+import weakref
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,7 +25,7 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from sqlalchemy import Float, Integer, and_, delete, exists, func, select
+from sqlalchemy import Connection, Engine, Float, Integer, and_, delete, exists, func, select
 from sqlmodel import Session, SQLModel
 
 from service.core.types import utcnow
@@ -46,6 +48,8 @@ SECRET_COLUMNS = frozenset({"hashed_password", "key_hash"})
 #: Arbitrary constant naming the PostgreSQL advisory lock that serialises chain appends.
 _CHAIN_LOCK = 0x66_73_61_75_64_69_74  # "fsaudit"
 _BATCH = 2000
+_PROCESS_LOCKS: weakref.WeakKeyDictionary[Engine, threading.Lock] = weakref.WeakKeyDictionary()
+_PROCESS_LOCKS_GUARD = threading.Lock()
 _MAX_PROBLEMS = 200
 
 
@@ -252,17 +256,44 @@ def append_event(
     return pending
 
 
+def _process_lock(session: Session) -> threading.Lock:
+    """The lock that keeps this process's chainers of one database apart."""
+    bind = session.get_bind()
+    engine = bind.engine if isinstance(bind, Connection) else bind
+    with _PROCESS_LOCKS_GUARD:
+        lock = _PROCESS_LOCKS.get(engine)
+        if lock is None:
+            lock = _PROCESS_LOCKS[engine] = threading.Lock()
+        return lock
+
+
 def chain_pending(session: Session, *, wait: bool = False, batch: int = 2000) -> int:
     """Link every committed pending event into the hash chain; returns how many.
 
     With ``wait`` off it returns 0 at once when another chainer holds the lock (that one
     links ours too, or the next call does). The caller commits.
     """
+    if wait:
+        return _chain_locked(session, wait=True, batch=batch)
+    # A thread of this process already linking makes the database lock attempt pointless:
+    # skip it without a round trip (the same outcome as failing to take that lock). Only
+    # non-waiting callers use this lock, so it can never wait behind the database's.
+    local = _process_lock(session)
+    if not local.acquire(blocking=False):
+        return 0
+    try:
+        return _chain_locked(session, wait=False, batch=batch)
+    finally:
+        local.release()
+
+
+def _chain_locked(session: Session, *, wait: bool, batch: int) -> int:
     if not lock_chain(session, wait=wait):
         return 0
     settings: AuditSettings | None = session.info.get("audit")
     linked = 0
-    seq, prev = head(session)
+    seq: int | None = None
+    prev = GENESIS
     while True:
         # Take and remove a batch in one statement; the chain lock keeps chainers apart.
         oldest = select(AuditPending.id).order_by(AuditPending.id).limit(batch)  # type: ignore[arg-type]
@@ -272,6 +303,10 @@ def chain_pending(session: Session, *, wait: bool = False, batch: int = 2000) ->
             .returning(*AuditPending.__table__.columns)  # type: ignore[attr-defined]
         ).all()
         rows = sorted(taken, key=lambda r: r.id)
+        if not rows:
+            return linked
+        if seq is None:  # read once, and only with work to do: it cannot move under the lock
+            seq, prev = head(session)
         for pending in rows:
             seq += 1
             event = AuditEvent(

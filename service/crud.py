@@ -7,6 +7,7 @@ actor's agency, so another agency's record is simply "not found".
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import uuid
 from collections.abc import Sequence
@@ -16,7 +17,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 from argon2 import PasswordHasher
-from sqlalchemy import exists, func, insert, or_, select
+from sqlalchemy import exists, func, insert, or_, select, union
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel
 
@@ -355,6 +356,13 @@ class SeizureFilter:
     q: str | None = None
 
 
+def _correlate(session: Session, seizure_id: uuid.UUID) -> None:
+    """Correlate a seizure on arrival or change (issue 8); the link engine acts as the system."""
+    from service.linking.engine import correlate_seizure  # the engine imports these models
+
+    correlate_seizure(session, seizure_id)
+
+
 def create_seizure(*, session: Session, actor: Principal, seizure_in: SeizureCreate) -> Seizure:
     actor.require(FIELD_WRITERS, "record seizures")
     data = seizure_in.model_dump(exclude={"id", "persons", "companies"})
@@ -368,6 +376,7 @@ def create_seizure(*, session: Session, actor: Principal, seizure_in: SeizureCre
     seizure.persons = [p.model_dump(mode="json") for p in seizure_in.persons]  # type: ignore[misc]
     seizure.companies = [c.model_dump(mode="json") for c in seizure_in.companies]  # type: ignore[misc]
     _add_new(session, seizure, actor)
+    _correlate(session, seizure.id)
     return seizure
 
 
@@ -386,14 +395,14 @@ def list_seizures(
     """Newest first; returns the page and whether more rows follow."""
     if filters.agency_id is not None and filters.agency_id != actor.scope:
         return [], False  # sharing between agencies comes later: another agency shows nothing
-    query = select(Seizure).where(Seizure.agency_id == actor.scope)
+    where: list[Any] = [Seizure.agency_id == actor.scope]
     if filters.date_from is not None:
-        query = query.where(Seizure.seized_at >= filters.date_from)
+        where.append(Seizure.seized_at >= filters.date_from)
     if filters.date_to is not None:
-        query = query.where(Seizure.seized_at <= filters.date_to)
+        where.append(Seizure.seized_at <= filters.date_to)
     if filters.country:
         c = filters.country.upper()
-        query = query.where(
+        where.append(
             or_(
                 Seizure.country == c,
                 Seizure.origin_country == c,
@@ -402,39 +411,58 @@ def list_seizures(
             )
         )
     if filters.transport_mode:
-        query = query.where(Seizure.transport_mode == filters.transport_mode)
+        where.append(Seizure.transport_mode == filters.transport_mode)
     if filters.status:
-        query = query.where(Seizure.status == filters.status)
-    if filters.substance:
-        name = filters.substance.lower()
-        query = query.where(
-            or_(
-                exists().where(Item.seizure_id == Seizure.id, func.lower(Item.substance) == name),
-                exists().where(
-                    FieldTest.seizure_id == Seizure.id, func.lower(FieldTest.main_substance) == name
-                ),
-            )
-        )
+        where.append(Seizure.status == filters.status)
     if filters.verdict:
-        query = query.where(
+        where.append(
             exists().where(
                 FieldTest.seizure_id == Seizure.id, FieldTest.verdict == filters.verdict.value
             )
         )
+    # Criteria met in one of several tables: each alternative becomes its own branch.
+    alternatives: list[list[Any]] = []
+    if filters.substance:
+        name = filters.substance.lower()
+        alternatives.append(
+            [
+                exists().where(Item.seizure_id == Seizure.id, func.lower(Item.substance) == name),
+                exists().where(
+                    FieldTest.seizure_id == Seizure.id, func.lower(FieldTest.main_substance) == name
+                ),
+            ]
+        )
     if filters.q:
         pattern = _like(filters.q)
-        query = query.where(
-            or_(
+        alternatives.append(
+            [
                 Seizure.narrative.ilike(pattern, escape="\\"),  # type: ignore[union-attr]
                 exists().where(
                     Item.seizure_id == Seizure.id,
                     Item.description.ilike(pattern, escape="\\"),  # type: ignore[attr-defined]
                 ),
-            )
+            ]
         )
-    query = (
-        query.order_by(Seizure.seized_at.desc(), Seizure.id.desc()).offset(skip).limit(limit + 1)
-    )  # type: ignore[attr-defined]
+    order = (Seizure.seized_at.desc(), Seizure.id.desc())  # type: ignore[attr-defined]
+    branches = [list(combo) for combo in itertools.product(*alternatives)]
+    if len(branches) == 1:
+        query = select(Seizure).where(*where, *branches[0])
+    else:
+        # "A or B" over two tables defeats the planner (it hashes every match of each
+        # side); a union of per-branch newest pages lets each branch walk an index and stop.
+        # Each branch holds the whole requested window, so the union holds the answer.
+        window = skip + limit + 1
+        pages = [
+            select(Seizure.id, Seizure.seized_at)
+            .where(*where, *combo)
+            .order_by(*order)
+            .limit(window)
+            .subquery()
+            for combo in branches
+        ]
+        found = union(*(select(page.c.id) for page in pages)).subquery()
+        query = select(Seizure).join(found, found.c.id == Seizure.id)
+    query = query.order_by(*order).offset(skip).limit(limit + 1)
     rows = session.scalars(query).all()
     return rows[:limit], len(rows) > limit
 
@@ -459,6 +487,7 @@ def update_seizure(
         if not column.nullable:
             raise InvalidInputError(key, "cannot be cleared")
     _apply(session, seizure, changes, actor, seizure_in.reason)
+    _correlate(session, seizure.id)
     return seizure
 
 
@@ -477,6 +506,7 @@ def create_item(
         agency_id=seizure.agency_id,
     )
     _add_new(session, item, actor)
+    _correlate(session, item.seizure_id)
     return item
 
 
@@ -522,6 +552,7 @@ def update_item(
         _add_new(session, approval, actor, reason=item_in.reason)
         return approval
     _apply(session, item, changes, actor, item_in.reason)
+    _correlate(session, item.seizure_id)
     return item
 
 
@@ -599,6 +630,7 @@ def create_field_test(
         spectrum_sha256=digest,
     )
     _add_new(session, test, actor)
+    _correlate(session, test.seizure_id)
     return test
 
 
@@ -697,6 +729,7 @@ def create_lab_result(
         analyst_id=actor.user_id,
     )
     _add_new(session, result, actor)
+    _correlate(session, item.seizure_id)
     return result
 
 
@@ -845,6 +878,7 @@ def decide_approval(
                 f"{approval.reason} (approved by {actor.user_id}, approval {approval.id})",
             )
             result_id = item.id
+            _correlate(session, item.seizure_id)
         elif approval.action == "custody_destroyed":
             event_in = CustodyEventCreate.model_validate(approval.payload)
             event = _custody_row(item, event_in, uuid.UUID(approval.payload["id"]), requester)

@@ -16,11 +16,12 @@ from service import __doc__ as _doc
 from service import audit
 from service.api import errors
 from service.api.deps import API_PREFIX, AppState
-from service.api.routes import admin, login, oversight, records
+from service.api.routes import admin, links, login, oversight, records
 from service.audit import AuditSettings, CheckpointSigner
 from service.core.config import Settings
 from service.core.db import check_connection, make_engine, migrate, shared_secret
 from service.core.security import password_hasher
+from service.linking.precursors import library_relations
 from service.web import mount as mount_ui
 
 log = logging.getLogger("service")
@@ -145,6 +146,7 @@ def create_app(settings: Settings | None = None, *, run_migrations: bool = True)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        library_relations()  # load the reference library now, not on the first write
         sweeper.start()
         try:
             yield
@@ -162,7 +164,7 @@ def create_app(settings: Settings | None = None, *, run_migrations: bool = True)
     )
     app.state.fieldscan = state
     errors.install(app)
-    for module in (login, admin, records, oversight):
+    for module in (login, admin, records, oversight, links):
         app.include_router(module.router, prefix=API_PREFIX)
 
     @app.get(f"{API_PREFIX}/health", tags=["health"])

@@ -28,6 +28,7 @@ from sqlalchemy import (
 from sqlmodel import Field, SQLModel
 
 from service.core.types import BigIntPK, UtcDateTime, utcnow
+from service.linking.models import SeizureLink  # versioned like every record
 
 #: The most points a field spectrum may have.
 MAX_SPECTRUM_POINTS = 65_536
@@ -936,4 +937,5 @@ VERSIONED: dict[str, type[SQLModel]] = {
     "lab_result": LabResult,
     "attachment": Attachment,
     "approval": Approval,
+    "seizure_link": SeizureLink,
 }

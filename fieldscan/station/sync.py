@@ -171,6 +171,9 @@ class SyncClient:
         self.sleep = sleep
         self.clock = clock
         self._lock = threading.Lock()  # one SQLite connection, many sender threads
+        #: Server ids of the records this client saw accepted: a child's parent is found
+        #: here without reading (and decoding) the parent's whole record again.
+        self._server_refs: dict[str, str] = {}
         self._http = httpx.Client(
             base_url=self.base_url,
             headers={DEVICE_KEY_HEADER: device_key},
@@ -230,15 +233,17 @@ class SyncClient:
         parent_ref = None
         if record.parent_uuid is not None:
             with self._lock:
-                parent_ref = self.outbox.get(record.parent_uuid).server_ref
+                parent_ref = self._server_refs.get(record.parent_uuid)
+                if parent_ref is None:
+                    parent_ref = self.outbox.get(record.parent_uuid).server_ref
         try:
             response = self._request(record, parent_ref)
         except StationError as exc:
             # A record this station cannot even address is refused here, not retried forever.
             with self._lock:
                 self.outbox.mark_refused(record.uuid, f"not sent: {exc}")
-            report.refused += 1
-            report.refused_reasons[record.uuid] = f"not sent: {exc}"
+                report.refused += 1
+                report.refused_reasons[record.uuid] = f"not sent: {exc}"
             return
         except httpx.HTTPError as exc:
             message = f"{type(exc).__name__}: {exc or 'no answer'}"
@@ -254,7 +259,8 @@ class SyncClient:
                 server_ref = record.uuid
             with self._lock:
                 self.outbox.mark_sent(record.uuid, server_ref)
-            report.sent += 1
+                self._server_refs[record.uuid] = server_ref
+                report.sent += 1  # under the lock: sender threads share the report
             return
         reason = refusal_reason(response)
         if code in (401, 403):
@@ -271,8 +277,8 @@ class SyncClient:
             raise TransientSyncError(f"service busy or failing ({reason})")
         with self._lock:
             self.outbox.mark_refused(record.uuid, reason)
-        report.refused += 1
-        report.refused_reasons[record.uuid] = reason
+            report.refused += 1
+            report.refused_reasons[record.uuid] = reason
 
     # -- passes and the loop ----------------------------------------------------------
 

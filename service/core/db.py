@@ -39,8 +39,11 @@ def make_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(url, parsed.database, echo=echo)
     if parsed.get_backend_name() == "postgresql":
+        # No pre-ping: it costs a round trip on every checkout (two per write, which checks
+        # out again to link the audit chain). A connection the server dropped fails one
+        # request; SQLAlchemy then sees the disconnect and discards the whole pool.
         return create_engine(
-            url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+            url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800
         )
     raise ConfigError(
         f"unsupported database {parsed.get_backend_name()!r}: use sqlite or postgresql"

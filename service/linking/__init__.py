@@ -4,4 +4,4 @@ Importing the package registers its tables on ``SQLModel.metadata`` (Alembic's
 ``env.py`` and the models/migrations agreement test collect them from there).
 """
 
-from service.linking import models as models  # noqa: F401  (tables on the metadata)
+from service.linking import models as models  # the tables, on the metadata

@@ -28,7 +28,7 @@ class SubstanceRelations:
 
     @classmethod
     def from_metadata(cls, metadata: dict[str, dict[str, object]]) -> SubstanceRelations:
-        """Build from ``{library name: metadata}`` (keys ``synonyms``, ``class``, ``precursor_of``)."""
+        """From ``{library name: metadata}``: keys ``synonyms``, ``class``, ``precursor_of``."""
         canonical: dict[str, str] = {}
         classes: dict[str, str] = {}
         drugs_of: dict[str, set[str]] = {}

@@ -11,7 +11,7 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
-from xml.sax.saxutils import escape
+from xml.sax.saxutils import escape as _xml_escape
 
 from reportlab.graphics.shapes import Drawing, PolyLine, Rect, String
 from reportlab.lib import colors
@@ -95,6 +95,15 @@ def _device_line(device: Device | None, _: Callable[[str], str]) -> str:
         return "—"
     serial, firmware = _("serial"), _("firmware")
     return f"{device.model}, {serial} {device.serial}, {firmware} {device.firmware or '—'}"
+
+
+def escape(text: str) -> str:
+    """Text for a Paragraph: XML-escaped, and in the Latin-1 range of the PDF base fonts.
+
+    French puts a narrow no-break space (U+202F) before ``:`` and in numbers; Helvetica has
+    no glyph for it, so the PDF uses the ordinary no-break space, which it has.
+    """
+    return _xml_escape(text.replace("\u202f", "\u00a0"))
 
 
 def field_test_report(data: ReportInput, *, _: Callable[[str], str], fmt: Formatter) -> bytes:

@@ -7,13 +7,28 @@ Filters mean exactly what :class:`service.crud.SeizureFilter` means for ``GET /s
 from __future__ import annotations
 
 import base64
+import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, extract, func, or_, select, union
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    String,
+    cast,
+    exists,
+    extract,
+    func,
+    or_,
+    select,
+    true,
+    tuple_,
+    union,
+    union_all,
+)
 from sqlmodel import Session
 
 from service.crud import SeizureFilter
@@ -27,9 +42,70 @@ def _like(text: str) -> str:
     return f"%{escaped}%"
 
 
-def seizure_conditions(actor: Principal, filters: SeizureFilter) -> list[ColumnElement[bool]]:
-    """WHERE conditions for ``filters`` inside the actor's agency."""
+Source = Select[Any] | ColumnElement[bool]
+
+
+def related_filters(
+    actor: Principal, filters: SeizureFilter, *, correlated: bool
+) -> list[list[Source]]:
+    """Filters on a seizure's items and tests (and the text search), as seizure id sources.
+
+    Each filter is a list of sources; a seizure matches when any of them does. With
+    ``correlated`` each select is restricted to the seizure of the enclosing query (for
+    EXISTS); without, each lists every matching seizure of the agency (for IN).
+    """
+
+    def ids(column: Any, agency: Any, *where: Any) -> Select[Any]:
+        query = select(column.label("sid")).where(*where)
+        if correlated:
+            return query.where(column == Seizure.id)
+        return query.where(agency == actor.scope)
+
+    out: list[list[Source]] = []
+    if filters.substance:
+        name = filters.substance.lower()
+        out.append(
+            [
+                ids(Item.seizure_id, Item.agency_id, func.lower(Item.substance) == name),
+                ids(
+                    FieldTest.seizure_id,
+                    FieldTest.agency_id,
+                    func.lower(FieldTest.main_substance) == name,
+                ),
+            ]
+        )
+    if filters.verdict:
+        out.append(
+            [
+                ids(
+                    FieldTest.seizure_id,
+                    FieldTest.agency_id,
+                    FieldTest.verdict == filters.verdict.value,
+                )
+            ]
+        )
+    if filters.q:
+        pattern = _like(filters.q)
+        narrative = Seizure.narrative.ilike(pattern, escape="\\")  # type: ignore[union-attr]
+        described = Item.description.ilike(pattern, escape="\\")  # type: ignore[attr-defined]
+        # The narrative is the seizure's own column: correlated, it is a plain condition.
+        own = select(Seizure.id.label("sid")).where(narrative, Seizure.agency_id == actor.scope)
+        out.append(
+            [narrative if correlated else own, ids(Item.seizure_id, Item.agency_id, described)]
+        )
+    return out
+
+
+def seizure_conditions(
+    actor: Principal, filters: SeizureFilter, *, sparse: bool = True
+) -> list[ColumnElement[bool]]:
+    """WHERE conditions for ``filters`` inside the actor's agency.
+
+    ``sparse=False`` leaves out the filters on items and tests (see :func:`related_filters`).
+    """
     conds: list[ColumnElement[bool]] = [Seizure.agency_id == actor.scope]  # type: ignore[list-item]
+    if filters.agency_id is not None:  # the UI offers only agencies the actor may see
+        conds.append(Seizure.agency_id == filters.agency_id)  # type: ignore[arg-type]
     if filters.date_from:
         conds.append(Seizure.seized_at >= filters.date_from)  # type: ignore[arg-type]
     if filters.date_to:
@@ -48,32 +124,10 @@ def seizure_conditions(actor: Principal, filters: SeizureFilter) -> list[ColumnE
         conds.append(Seizure.transport_mode == filters.transport_mode)  # type: ignore[arg-type]
     if filters.status:
         conds.append(Seizure.status == filters.status)  # type: ignore[arg-type]
-    if filters.substance:
-        name = filters.substance.lower()
-        conds.append(
-            or_(
-                exists().where(Item.seizure_id == Seizure.id, func.lower(Item.substance) == name),
-                exists().where(
-                    FieldTest.seizure_id == Seizure.id, func.lower(FieldTest.main_substance) == name
-                ),
-            )
-        )
-    if filters.verdict:
-        conds.append(
-            exists().where(
-                FieldTest.seizure_id == Seizure.id, FieldTest.verdict == filters.verdict.value
-            )
-        )
-    if filters.q:
-        pattern = _like(filters.q)
-        conds.append(
-            or_(
-                Seizure.narrative.ilike(pattern, escape="\\"),  # type: ignore[union-attr]
-                exists().where(
-                    Item.seizure_id == Seizure.id, Item.description.ilike(pattern, escape="\\")
-                ),  # type: ignore[attr-defined]
-            )
-        )
+    if not sparse:
+        return conds
+    for sources in related_filters(actor, filters, correlated=True):
+        conds.append(or_(*(exists(s) if isinstance(s, Select) else s for s in sources)))
     return conds
 
 
@@ -98,6 +152,47 @@ class Cursor:
             raise InvalidInputError("after", "not a page cursor from this site") from None
 
 
+#: A filter on items or tests matching fewer seizures than this is answered from its own
+#: index (cost bounded by this); one matching more walks the date index and checks each
+#: seizure, which finds a page within about ``limit * total / SPARSE_THRESHOLD`` rows.
+SPARSE_THRESHOLD = 2000
+
+
+def _page_plan(
+    session: Session, actor: Principal, filters: SeizureFilter
+) -> tuple[list[ColumnElement[bool]], list[Any]]:
+    """WHERE conditions and LATERAL joins of a list page, chosen by how selective it is.
+
+    PostgreSQL would otherwise hash every matching item before reading the first page
+    (slow for a common substance) or walk every seizure (slow for a rare one).
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return seizure_conditions(actor, filters), []  # SQLite probes EXISTS row by row
+    conds = seizure_conditions(actor, filters, sparse=False)
+    joins: list[Any] = []
+    rare = related_filters(actor, filters, correlated=False)
+    common = related_filters(actor, filters, correlated=True)
+    for listed, checked in zip(rare, common, strict=True):
+        ids = union_all(*listed)  # type: ignore[arg-type]
+        found = session.scalar(
+            select(func.count()).select_from(ids.limit(SPARSE_THRESHOLD).subquery())
+        )
+        if (found or 0) < SPARSE_THRESHOLD:
+            conds.append(Seizure.id.in_(ids))  # type: ignore[attr-defined]
+            continue
+        either: list[ColumnElement[bool]] = []
+        for source in checked:
+            if isinstance(source, Select):
+                # At most one related row per seizure, found through its seizure_id index.
+                hit = source.limit(1).lateral()
+                joins.append(hit)
+                either.append(hit.c.sid.is_not(None))
+            else:
+                either.append(source)
+        conds.append(or_(*either))
+    return conds, joins
+
+
 def seizure_page(
     *,
     session: Session,
@@ -113,19 +208,18 @@ def seizure_page(
     """
     if not 1 <= limit <= 500:
         raise InvalidInputError("limit", "must be between 1 and 500")
-    conds = seizure_conditions(actor, filters)
+    conds, joins = _page_plan(session, actor, filters)
     if after is not None:
+        # A row-value comparison, not "a < x OR (a = x AND b < y)": PostgreSQL turns it into
+        # an index range bound, so a deep page starts where it is instead of filtering to it.
         conds.append(
-            or_(
-                Seizure.seized_at < after.seized_at,  # type: ignore[arg-type, operator]
-                and_(Seizure.seized_at == after.seized_at, Seizure.id < after.id),  # type: ignore[arg-type, operator]
-            )
+            tuple_(Seizure.seized_at, Seizure.id) < tuple_(after.seized_at, after.id)  # type: ignore[arg-type]
         )
+    query = select(Seizure)
+    for join in joins:
+        query = query.outerjoin(join, true())
     query = (
-        select(Seizure)
-        .where(*conds)
-        .order_by(Seizure.seized_at.desc(), Seizure.id.desc())
-        .limit(limit + 1)
+        query.where(*conds).order_by(Seizure.seized_at.desc(), Seizure.id.desc()).limit(limit + 1)
     )  # type: ignore[attr-defined]
     rows = session.scalars(query).all()
     page = rows[:limit]
@@ -182,10 +276,19 @@ class DashboardData:
     by_substance: dict[str, list[int]]
     #: transport mode code ('' for unknown) → seizures per month.
     by_mode: dict[str, list[int]]
-    #: ((from, to), seizures), most frequent first.
-    routes: list[tuple[tuple[str, str], int]]
+    #: ((from, *transit, to), seizures), most frequent first.
+    routes: list[tuple[tuple[str, ...], int]]
     #: (latitude, longitude, place, seized_at) of the newest located seizures.
     points: list[tuple[float, float, str, datetime]]
+
+
+def _countries(text: str | None) -> list[str]:
+    """Transit countries from the column's JSON text (anything unreadable counts as none)."""
+    try:
+        value = json.loads(text) if text else []
+    except ValueError:
+        return []
+    return [c for c in value if isinstance(c, str)] if isinstance(value, list) else []
 
 
 def _month(year: Any, month: Any) -> str:
@@ -198,6 +301,7 @@ def dashboard_data(
     actor: Principal,
     filters: SeizureFilter,
     top: int = 5,
+    top_routes: int = 10,
     max_points: int = 2000,
 ) -> DashboardData:
     """Counts per month by transport mode and by substance, top routes and map points."""
@@ -240,13 +344,20 @@ def dashboard_data(
         if name in by_substance:
             by_substance[name][index[_month(y, m)]] += int(n)
     start = func.coalesce(Seizure.origin_country, Seizure.departure_country)
+    # Transit countries are part of a route: PE → PA → ES is not PE → ES. The JSON list is
+    # grouped as its text (the service always writes it with json.dumps), decoded here.
+    transit = cast(Seizure.transit_countries, String)
     route_rows = session.execute(
-        select(start, Seizure.destination_country, func.count())
+        select(start, transit, Seizure.destination_country, func.count())
         .where(*conds, start.is_not(None), Seizure.destination_country.is_not(None))  # type: ignore[union-attr]
-        .group_by(start, Seizure.destination_country)
-        .order_by(func.count().desc(), start, Seizure.destination_country)
-        .limit(10)
+        .group_by(start, transit, Seizure.destination_country)
+        .order_by(func.count().desc(), start, transit, Seizure.destination_country)
+        .limit(4 * top_routes)
     ).all()
+    routes: dict[tuple[str, ...], int] = {}
+    for a, via, b, n in route_rows:
+        key = (a, *_countries(via), b)
+        routes[key] = routes.get(key, 0) + int(n)
     point_rows = session.execute(
         select(Seizure.latitude, Seizure.longitude, Seizure.place, Seizure.seized_at)
         .where(*conds, Seizure.latitude.is_not(None), Seizure.longitude.is_not(None))  # type: ignore[union-attr]
@@ -258,6 +369,6 @@ def dashboard_data(
         months=months,
         by_substance=by_substance,
         by_mode=by_mode,
-        routes=[((a, b), int(n)) for a, b, n in route_rows],
+        routes=sorted(routes.items(), key=lambda r: (-r[1], r[0]))[:top_routes],
         points=[(float(a), float(b), p or "", t) for a, b, p, t in point_rows],
     )

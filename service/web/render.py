@@ -36,6 +36,9 @@ def environment(lang: str) -> Environment:
         languages=LANGUAGES,
         language_names=LANGUAGE_NAMES,
         labels=labels,
+        # French sets a narrow no-break space before a colon; the catalogues do it for their
+        # own strings, this does it where a template joins a label and a value.
+        colon="\u202f:" if lang == "fr" else ":",
     )
     env.filters["label"] = lambda code, table: (
         tr.gettext(getattr(labels, table).get(code, code)) if code else "—"

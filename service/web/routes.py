@@ -28,6 +28,8 @@ from service.models import (
     ApprovalDecision,
     ApprovalStatus,
     AuditEvent,
+    CustodyEventCreate,
+    CustodyKind,
     Device,
     FieldTest,
     Item,
@@ -42,8 +44,15 @@ from service.models import (
     User,
     Verdict,
 )
-from service.principal import APPROVERS, AUDITORS, EDITORS, LAB_WRITERS, Principal
-from service.web import exports, geo, labels, oversight, pdf, plots, queries
+from service.principal import (
+    APPROVERS,
+    AUDITORS,
+    CUSTODY_WRITERS,
+    EDITORS,
+    LAB_WRITERS,
+    Principal,
+)
+from service.web import errortext, exports, geo, labels, oversight, pdf, plots, queries
 from service.web.i18n import LANG_COOKIE, LANGUAGES, Formatter, translations
 from service.web.labels import N_
 from service.web.render import language_of, render
@@ -108,15 +117,26 @@ def _page(ctx: _Ctx, name: str, status_code: int = 200, **context: Any) -> HTMLR
     )
 
 
-def _error(ctx: _Ctx, exc: ServiceError) -> HTMLResponse:
+def _back_link(ctx: _Ctx) -> str | None:
     referer = urlsplit(ctx.request.headers.get("referer", ""))
-    same_site = referer.netloc == ctx.request.headers.get("host")
-    back = (
-        _safe_next(referer.path + (f"?{referer.query}" if referer.query else ""))
-        if same_site
-        else None
-    )
-    return _page(ctx, "error.html", status_for(exc), message=str(exc), back=back)
+    if referer.netloc != ctx.request.headers.get("host"):
+        return None
+    return _safe_next(referer.path + (f"?{referer.query}" if referer.query else ""))
+
+
+def _error(ctx: _Ctx, exc: ServiceError) -> HTMLResponse:
+    """A service error as a page in the user's language (never the service's English text)."""
+    lines = [errortext.message(exc, ctx._)]
+    return _page(ctx, "error.html", status_for(exc), messages=lines, back=_back_link(ctx))
+
+
+def _invalid(ctx: _Ctx, exc: ValueError) -> HTMLResponse:
+    """A form the service's models refused (pydantic), one translated line per problem."""
+    errors = getattr(exc, "errors", None)
+    if not callable(errors):
+        return _error(ctx, InvalidInputError("form", str(exc)))
+    lines = errortext.validation_messages(errors(), ctx._)
+    return _page(ctx, "error.html", 422, messages=lines, back=_back_link(ctx))
 
 
 #: Confirmations shown after an action, by code: a link cannot put arbitrary text on a page.
@@ -125,6 +145,8 @@ FLASH = {
     "lab": N_("Laboratory result recorded."),
     "filed": N_("Change filed for approval by a second supervisor."),
     "changed": N_("Change recorded."),
+    "custody": N_("Custody event recorded."),
+    "destruction": N_("Destruction filed for approval by a supervisor."),
     "approved": N_("Decision recorded: approved."),
     "rejected": N_("Decision recorded: rejected."),
 }
@@ -156,7 +178,28 @@ def _parse_date(value: str | None, field: str, *, end: bool = False) -> datetime
     return datetime.combine(day, time.max if end else time.min, tzinfo=UTC)
 
 
-def _filters(params: dict[str, str]) -> crud.SeizureFilter:
+def visible_agencies(ctx: _Ctx) -> list[Agency]:
+    """Agencies whose records the user may list: their own (crud isolates every agency).
+
+    Sharing records between agencies is a later issue; when it comes, this grows and the
+    agency filter of the list appears by itself (it is shown only when there is a choice).
+    """
+    return [ctx.agency]
+
+
+def _agency_filter(value: str | None, allowed: list[Agency]) -> uuid.UUID | None:
+    if not value:
+        return None
+    try:
+        wanted = uuid.UUID(value)
+    except ValueError:
+        raise InvalidInputError("agency", "is not an agency whose records you may see") from None
+    if wanted not in {a.id for a in allowed}:
+        raise InvalidInputError("agency", "is not an agency whose records you may see")
+    return wanted
+
+
+def _filters(params: dict[str, str], agencies: list[Agency] | None = None) -> crud.SeizureFilter:
     """Filters from query parameters; bad values are a clear 422, never ignored."""
 
     def enum(name: str, kind: Any) -> Any:
@@ -184,6 +227,7 @@ def _filters(params: dict[str, str]) -> crud.SeizureFilter:
         transport_mode=enum("transport_mode", TransportMode),
         status=enum("status", SeizureStatus),
         q=q,
+        agency_id=_agency_filter(params.get("agency"), agencies or []),
     )
 
 
@@ -196,6 +240,7 @@ FILTER_KEYS = (
     "transport_mode",
     "status",
     "q",
+    "agency",
 )
 
 
@@ -275,8 +320,9 @@ def seizure_list(
 ) -> HTMLResponse:
     ctx = _ctx(request, session, state)
     params = _filter_params(request)
+    agencies = visible_agencies(ctx)
     try:
-        filters = _filters(params)
+        filters = _filters(params, agencies)
         cursor = queries.Cursor.decode(after) if after else None
         rows, nxt = queries.seizure_page(
             session=session, actor=ctx.principal, filters=filters, after=cursor, limit=limit
@@ -320,6 +366,7 @@ def seizure_list(
         statuses=list(SeizureStatus),
         modes=list(TransportMode),
         verdict_codes=list(Verdict),
+        agencies=agencies,
     )
 
 
@@ -427,6 +474,8 @@ def seizure_detail(
         can_review=ctx.can(APPROVERS),
         can_lab=ctx.can(LAB_WRITERS),
         can_edit=ctx.can(EDITORS),
+        can_custody=ctx.can(CUSTODY_WRITERS),
+        custody_kinds=list(CustodyKind),
     )
 
 
@@ -561,16 +610,60 @@ def record_lab_result(
     except ServiceError as exc:
         return _error(ctx, exc)
     except ValueError as exc:  # pydantic validation of the form
-        return _error(ctx, InvalidInputError("lab result", _first_error(exc)))
+        return _invalid(ctx, exc)
     return _back(f"{PREFIX}/seizures/{item.seizure_id}", "lab")
 
 
-def _first_error(exc: ValueError) -> str:
-    errors = getattr(exc, "errors", None)
-    if callable(errors):
-        first = errors()[0]
-        return f"{'.'.join(str(p) for p in first.get('loc', ()))}: {first.get('msg')}"
-    return str(exc)
+def _parse_instant(value: str, field: str) -> datetime:
+    """A ``datetime-local`` form value, read as UTC (the form says so)."""
+    try:
+        when = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise InvalidInputError(field, "must be a date (YYYY-MM-DD)") from None
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+
+
+@router.post("/items/{item_id}/custody")
+def record_custody_event(
+    request: Request,
+    session: SessionDep,
+    state: StateDep,
+    item_id: uuid.UUID,
+    kind: Annotated[CustodyKind, Form()],
+    occurred_at: Annotated[str, Form(max_length=40)],
+    place: Annotated[str, Form(max_length=200)] = "",
+    seal_number: Annotated[str, Form(max_length=100)] = "",
+    from_party: Annotated[str, Form(max_length=200)] = "",
+    to_party: Annotated[str, Form(max_length=200)] = "",
+    notes: Annotated[str, Form(max_length=2000)] = "",
+    reason: Annotated[str, Form(max_length=1000)] = "",
+) -> Response:
+    """Record a custody event through crud; a destruction is filed for four-eyes approval."""
+    ctx = _ctx(request, session, state, write=True)
+    try:
+        item = crud.get_item(session=session, actor=ctx.principal, item_id=item_id)
+        body = CustodyEventCreate.model_validate(
+            {
+                "kind": kind,
+                "occurred_at": _parse_instant(occurred_at, "occurred_at"),
+                "place": place.strip() or None,
+                "seal_number": seal_number.strip() or None,
+                "from_party": from_party.strip() or None,
+                "to_party": to_party.strip() or None,
+                "notes": notes.strip() or None,
+                "reason": reason.strip() or None,
+            }
+        )
+        result = crud.create_custody_event(
+            session=session, actor=ctx.principal, item_id=item.id, event_in=body
+        )
+        commit(session)
+    except ServiceError as exc:
+        return _error(ctx, exc)
+    except ValueError as exc:  # the model's rules (a seal needs its number...)
+        return _invalid(ctx, exc)
+    filed = isinstance(result, Approval)
+    return _back(f"{PREFIX}/seizures/{item.seizure_id}", "destruction" if filed else "custody")
 
 
 @router.post("/items/{item_id}/correction")
@@ -609,7 +702,7 @@ def request_correction(
     except ServiceError as exc:
         return _error(ctx, exc)
     except ValueError as exc:
-        return _error(ctx, InvalidInputError("correction", _first_error(exc)))
+        return _invalid(ctx, exc)
     filed = isinstance(result, Approval)
     return _back(f"{PREFIX}/seizures/{item.seizure_id}", "filed" if filed else "changed")
 
@@ -756,7 +849,9 @@ def export_seizures(request: Request, session: SessionDep, state: StateDep, kind
         )
     try:
         rows = queries.all_filtered(
-            session=session, actor=ctx.principal, filters=_filters(_filter_params(request))
+            session=session,
+            actor=ctx.principal,
+            filters=_filters(_filter_params(request), visible_agencies(ctx)),
         )
     except ServiceError as exc:
         return _error(ctx, exc)
@@ -914,7 +1009,7 @@ def dashboard(request: Request, session: SessionDep, state: StateDep) -> HTMLRes
     params = _filter_params(request)
     try:
         data = queries.dashboard_data(
-            session=session, actor=ctx.principal, filters=_filters(params)
+            session=session, actor=ctx.principal, filters=_filters(params, visible_agencies(ctx))
         )
     except ServiceError as exc:
         return _error(ctx, exc)
@@ -935,7 +1030,7 @@ def dashboard(request: Request, session: SessionDep, state: StateDep) -> HTMLRes
             data.months, by_mode, title=ctx._("Seizures per month by transport mode")
         ),
         map_svg=geo.map_svg(points, title=ctx._("Seizure locations")),
-        routes=[(f"{a} → {b}", n) for (a, b), n in data.routes],
+        routes=[(" → ".join(hops), n) for hops, n in data.routes],
     )
 
 

@@ -49,6 +49,9 @@ def a_records(as_user: Any, world: Any) -> dict[str, str]:
         f"/items/{item['id']}/attachments",
         files={"file": ("p.jpg", io.BytesIO(b"jpeg bytes of A"), "image/jpeg")},
     ).json()
+    # A second seizure sharing the first one's consignment references is linked on arrival.
+    twin = officer.post("/seizures", json=seizure_payload(narrative="agency A twin")).json()
+    (link,) = as_user("A", "investigator").get(f"/seizures/{twin['id']}/links").json()
     admin = as_user("A", "admin")
     users = admin.get("/users").json()
     key = admin.get(f"/devices/{world.devices['A']}/keys").json()[0]
@@ -61,6 +64,7 @@ def a_records(as_user: Any, world: Any) -> dict[str, str]:
         "device_id": str(world.devices["A"]),
         "user_id": users[0]["id"],
         "key_id": key["id"],
+        "link_id": link["id"],
         "entity_type": "seizure",
         "entity_id": seizure["id"],
     }
@@ -88,6 +92,8 @@ _BODIES: dict[str, Any] = {
     "/api/v1/approvals/{approval_id}/decision": {"approve": True},
     "/api/v1/users/{user_id}": {"role": "admin", "reason": "x"},
     "/api/v1/devices/{device_id}/keys": {"label": "stolen"},
+    "/api/v1/links/{link_id}/accept": {"reason": "hijacked"},
+    "/api/v1/links/{link_id}/dismiss": {"reason": "hijacked"},
 }
 
 

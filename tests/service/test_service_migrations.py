@@ -10,6 +10,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 from sqlmodel import SQLModel
 
+import service.linking
 import service.models  # noqa: F401  (tables on the metadata)
 from service.core.db import alembic_config, make_engine, migrate
 from service.testing import isolated_database

@@ -204,6 +204,60 @@ def test_filters_and_text_search(as_user: Any) -> None:
     assert len(page["data"]) == 1 and page["has_more"] is True
 
 
+def test_search_over_several_tables_pages_without_gaps_or_repeats(as_user: Any) -> None:
+    """Substance and text match in more than one table; every page is cut from the union."""
+    api = as_user("A", "investigator")
+    marker = uuid.uuid4().hex[:10]
+    substance = f"subst-{marker}"
+    component = {"name": substance.upper(), "fraction": 1.0}
+    ident = {**field_test_payload(64)["identification"], "components": [component]}  # type: ignore[dict-item]
+    expected_q, expected_substance, expected_both = [], [], []
+    for day in range(1, 9):
+        narrative = f"case {marker}" if day % 2 else "nothing to see"
+        s = _new_seizure(api, seized_at=f"2024-02-{day:02d}T00:00:00Z", narrative=narrative)
+        by_description = day % 3 == 0
+        by_item_substance = day in (2, 3, 5)
+        item = _new_item(
+            api,
+            s["id"],
+            description=f"bag {marker}" if by_description else "bag",
+            substance=substance if by_item_substance else None,
+        )
+        by_field_test = day in (5, 6, 8)
+        if by_field_test:
+            r = api.post(
+                f"/items/{item['id']}/field-tests",
+                json=field_test_payload(64, identification=ident),
+            )
+            assert r.status_code == 201, r.text
+        text_hit = day % 2 == 1 or by_description
+        substance_hit = by_item_substance or by_field_test
+        if text_hit:
+            expected_q.append(s["id"])
+        if substance_hit:
+            expected_substance.append(s["id"])
+        if text_hit and substance_hit:
+            expected_both.append(s["id"])
+
+    def pages(**params: object) -> list[str]:
+        got: list[str] = []
+        skip = 0
+        while True:
+            r = api.get("/seizures", params={"limit": 2, "skip": skip, **params})
+            assert r.status_code == 200, r.text
+            body = r.json()
+            got += [row["id"] for row in body["data"]]
+            skip += 2
+            if not body["has_more"]:
+                return got
+
+    # Newest first, every match once, whichever table matched (and both at once).
+    assert pages(q=marker) == expected_q[::-1]
+    assert pages(substance=substance) == expected_substance[::-1]
+    assert pages(q=marker, substance=substance.upper()) == expected_both[::-1]
+    assert pages(q=marker, substance="no such substance") == []
+
+
 def test_openapi_is_complete(app_client: Any) -> None:
     spec = app_client.get("/api/v1/openapi.json").json()
     paths = spec["paths"]

@@ -212,6 +212,8 @@ def seed_records(settings: Settings, world: World, *, bulk: int = 30) -> Scenari
                             latitude=-12.0 + i * 0.1,
                             longitude=-77.0,
                             destination_country=["ES", "NL", "US"][i % 3],
+                            # Some routes go direct: the dashboard tells PE → ES from PE → BR → ES.
+                            transit_countries=["BR"] if i % 2 == 0 else [],
                         )
                     ),
                 )

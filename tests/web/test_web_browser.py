@@ -120,8 +120,9 @@ def test_web_four_eyes_change_approved_by_a_second_supervisor(
     _login(page, live, "A", "supervisor")
     page.goto(f"{live.base}/ui/seizures/{live.scenario.seizure_id}")
     page.locator("summary", has_text="Correct substance or mass").first.click()
-    page.get_by_label("New substance").first.fill("cocaine HCl")
-    page.get_by_label("Reason").nth(1).fill("laboratory salt form")
+    correction = page.locator("form[action$='/correction']").first
+    correction.get_by_label("New substance").fill("cocaine HCl")
+    correction.get_by_label("Reason", exact=True).fill("laboratory salt form")
     page.get_by_role("button", name="File change").first.click()
     assert (
         page.get_by_role("status").inner_text()
@@ -226,8 +227,27 @@ def test_web_show_more_loads_the_next_page_in_place(page: Any, live: Any) -> Non
     rows = page.locator("#seizure-rows tr:not(#more-row)")
     assert rows.count() == 5
     page.get_by_role("link", name="Show more").click()
-    page.wait_for_function(
-        "document.querySelectorAll('#seizure-rows tr:not(#more-row)').length === 10"
-    )
+    # A locator wait, not wait_for_function: its polling evaluates a string, which the
+    # page's CSP (no 'unsafe-eval') refuses whenever the rows are not there at first look.
+    rows.nth(9).wait_for(timeout=10_000)
+    assert rows.count() == 10
     assert page.url.endswith("/ui/seizures?limit=5")  # replaced in place, no navigation
     assert errors == []
+
+
+def test_web_custody_event_recorded_in_the_browser(
+    page: Any, live: Any, artifacts_dir: Path
+) -> None:
+    _login(page, live, "A", "officer")
+    page.goto(f"{live.base}/ui/seizures/{live.scenario.seizure_id}")
+    page.locator("summary", has_text="Record custody event").nth(1).click()
+    form = page.locator("form[action$='/custody']").nth(1)
+    form.get_by_label("Event").select_option("sealed")
+    form.get_by_label("When (UTC)").fill("2026-03-16T09:30")
+    form.get_by_label("Seal number (required to seal)").fill("S-B-77")
+    form.get_by_label("Place").fill("Callao warehouse")
+    form.screenshot(path=str(artifacts_dir / "custody-form.png"))
+    form.get_by_role("button", name="Record custody event").click()
+    assert page.get_by_role("status").inner_text() == "Custody event recorded."
+    item2 = page.locator("section", has_text="Item 2").first.inner_text()
+    assert "S-B-77" in item2 and "Callao warehouse" in item2

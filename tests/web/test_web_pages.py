@@ -243,7 +243,8 @@ def test_web_lab_result_form(
             "net_mass": "199,5",
         },
     )
-    assert r.status_code == 422 and "mass_unit" in r.text  # pydantic's rule, shown clearly
+    # The model's rule, shown in the user's words (not pydantic's English).
+    assert r.status_code == 422 and "a mass needs its unit" in r.text
     r = ui_client.post(
         f"/ui/items/{item}/lab-result",
         data={
@@ -306,7 +307,7 @@ def test_web_four_eyes_requester_cannot_approve(
     engine.dispose()
     approval = pending[0]
     r = ui_client.post(f"/ui/approvals/{approval.id}", data={"decision": "approve"})
-    assert r.status_code == 403 and "own request" in r.text
+    assert r.status_code == 403 and "requested yourself (four eyes)" in r.text
     _login(ui_client, web_world, "supervisor2")
     page = ui_client.get("/ui/review").text
     assert "re-measured" in page
