@@ -16,7 +16,7 @@ import re
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, insert, or_, select
@@ -473,6 +473,18 @@ def _next_status(link: SeizureLink, reasons: list[dict[str, Any]]) -> LinkStatus
     return status
 
 
+def _same_keys(stored: Sequence[Any], keys: Sequence[Key], at: datetime) -> bool:
+    """Whether the stored index rows of a seizure are exactly ``keys`` at date ``at``."""
+    fresh = sorted((k.kind, k.key, k.detail or "") for k in keys)
+    old = sorted((row.kind, row.key, row.detail or "") for row in stored)
+    return fresh == old and all(_as_utc(row.at) == _as_utc(at) for row in stored)
+
+
+def _as_utc(moment: datetime) -> datetime:
+    # SQLite hands back naive datetimes; the service stores UTC throughout.
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
 def correlate_seizure(
     session: Session, seizure_id: uuid.UUID, *, actor: Principal | None = None
 ) -> CorrelationResult:
@@ -497,6 +509,20 @@ def correlate_seizure(
     actor = actor or Principal(agency_id=seizure.agency_id, role=SYSTEM_ROLE)
     relations = library_relations()
     keys = _collect_keys(session, seizure, relations)
+    stored = session.execute(
+        select(LinkKey.kind, LinkKey.key, LinkKey.detail, LinkKey.at).where(
+            col(LinkKey.seizure_id) == seizure.id
+        )
+    ).all()
+    if stored and _same_keys(stored, keys, seizure.seized_at):
+        # A pair's reasons depend only on both seizures' keys; when this seizure's keys are
+        # unchanged, any change came from the other seizure, whose own correlation handled it.
+        return CorrelationResult(
+            seizure_id=seizure.id,
+            keys=len(keys),
+            candidates=0,
+            links=list(_links_of(session, seizure.id)),
+        )
 
     _lock_keys(session, seizure.agency_id, _keys_touched(keys, relations))
     session.execute(delete(LinkKey).where(col(LinkKey.seizure_id) == seizure.id))
