@@ -19,9 +19,7 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -30,6 +28,7 @@ from typing import Any
 
 import httpx
 
+from fieldscan.station.localservice import start_service_process
 from service.core.db import make_engine, migrate
 from service.seed import seed_seizures
 from service.testing import fast_settings as _settings
@@ -49,14 +48,7 @@ def _summary(seconds: list[float]) -> str:
     return f"p50 {p50:.1f} ms, p95 {p95:.1f} ms, p99 {p99:.1f} ms"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _start_server(url: str, data_dir: Path, secret: str) -> tuple[subprocess.Popen[bytes], str]:
-    port = _free_port()
     env = {
         **os.environ,
         "DATABASE_URL": url,
@@ -65,24 +57,8 @@ def _start_server(url: str, data_dir: Path, secret: str) -> tuple[subprocess.Pop
         "FIELDSCAN_ARGON2_TIME_COST": "1",
         "FIELDSCAN_ARGON2_MEMORY_KIB": "8",
     }
-    command = [
-        sys.executable, "-m", "uvicorn", "--factory", "service.main:create_app",
-        "--host", "127.0.0.1", "--port", str(port),
-        "--log-level", "warning", "--no-access-log",
-    ]  # fmt: skip
-    proc = subprocess.Popen(command, env=env)
-    base = f"http://127.0.0.1:{port}/api/v1"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"the service exited with {proc.returncode}")
-        try:
-            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                return proc, base
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    proc.kill()
-    raise SystemExit("the service did not start within 60 s")
+    proc, base = start_service_process(env)
+    return proc, f"{base}/api/v1"
 
 
 async def _field_tests(

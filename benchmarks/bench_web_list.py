@@ -17,9 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import socket
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -30,6 +28,7 @@ import httpx
 from sqlalchemy import text
 from sqlalchemy.dialects import postgresql
 
+from fieldscan.station.localservice import start_service_process
 from service.core.db import make_engine, migrate
 from service.crud import SeizureFilter
 from service.models import Verdict
@@ -63,14 +62,7 @@ def _summary(seconds: list[float]) -> str:
     return f"p50 {p50:7.1f} ms  p95 {p95:7.1f} ms  (n={len(seconds)})"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _start_server(url: str, data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = _free_port()
     env = {
         **os.environ,
         "DATABASE_URL": url,
@@ -79,23 +71,7 @@ def _start_server(url: str, data_dir: Path) -> tuple[subprocess.Popen[bytes], st
         "FIELDSCAN_ARGON2_TIME_COST": "1",
         "FIELDSCAN_ARGON2_MEMORY_KIB": "8",
     }
-    command = [
-        sys.executable, "-m", "uvicorn", "--factory", "service.main:create_app",
-        "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", "--no-access-log",
-    ]  # fmt: skip
-    proc = subprocess.Popen(command, env=env)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"the service exited with {proc.returncode}")
-        try:
-            if httpx.get(f"{base}/api/v1/health", timeout=1).status_code == 200:
-                return proc, base
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    proc.kill()
-    raise SystemExit("the service did not start within 60 s")
+    return start_service_process(env)
 
 
 def _time_pages(

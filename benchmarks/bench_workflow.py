@@ -21,20 +21,17 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-import httpx
 import numpy as np
 
 from device.base import AcquisitionSettings
 from device.obp import open_spectrometer
 from device.obp.codec import MIN_FRAME_SIZE
 from fieldscan.station.capture import Station
-from fieldscan.station.localservice import bootstrap, free_port
+from fieldscan.station.localservice import bootstrap, start_service_process
 from fieldscan.station.outbox import Outbox, RecordStatus
 from fieldscan.station.sync import SyncClient
 from firmware_mocks.obp import EmulatedModule, PtyMock, resolve_sample
@@ -108,7 +105,6 @@ def bench_sync(database_url: str, tests: int, tmp: Path) -> list[tuple[int, int,
     out = []
     with isolated_database("postgresql", tmp) as url:
         settings = Settings(data_dir=tmp / "svc", database_url=url, secret_key="b" * 40)
-        port = free_port()
         env = {
             **os.environ,
             "FIELDSCAN_DATA_DIR": str(tmp / "svc"),
@@ -116,23 +112,8 @@ def bench_sync(database_url: str, tests: int, tmp: Path) -> list[tuple[int, int,
             "FIELDSCAN_SECRET_KEY": "b" * 40,
         }
         env.pop("DATABASE_URL", None)
-        command = [
-            sys.executable, "-m", "uvicorn", "--factory", "service.main:create_app",
-            "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
-        ]  # fmt: skip
-        server = subprocess.Popen(command, env=env)
+        server, base = start_service_process(env)
         try:
-            base = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if httpx.get(f"{base}/api/v1/health", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise SystemExit("the service did not start")
-                time.sleep(0.1)
             world = bootstrap(settings)
             for workers in (1, 4):
                 with Outbox(tmp / f"sync-{workers}.db") as box:

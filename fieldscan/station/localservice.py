@@ -6,10 +6,12 @@ Nothing here is needed in the field; a station talks to whatever service URL it 
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -29,6 +31,34 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+def start_service_process(
+    env: Mapping[str, str], *, host: str = "127.0.0.1", timeout: float = 60.0
+) -> tuple[subprocess.Popen[bytes], str]:
+    """Start the service as a uvicorn subprocess on a free port; return it and its base URL.
+
+    For benchmarks, which want the server in its own process (its own GIL). ``env`` is the
+    whole environment of the process. The caller stops it (terminate, then kill).
+    """
+    port = free_port(host)
+    command = [
+        sys.executable, "-m", "uvicorn", "--factory", "service.main:create_app",
+        "--host", host, "--port", str(port), "--log-level", "warning", "--no-access-log",
+    ]  # fmt: skip
+    proc = subprocess.Popen(command, env=dict(env))
+    base = f"http://{host}:{port}"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the service exited with {proc.returncode}")
+        try:
+            if httpx.get(f"{base}{API}/health", timeout=1).status_code == 200:
+                return proc, base
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError(f"the service did not start within {timeout:.0f} s")
 
 
 @contextmanager

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -12,16 +11,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from fieldscan.station.localservice import free_port
 from service.testing import backends, isolated_database
 
 # The console script registers modules as the lead wires them; import ours explicitly.
 _ENTRY = "import fieldscan.cli.serve, fieldscan.cli.admin; from fieldscan.cli import main; main()"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -33,7 +27,7 @@ def _env(**extra: str) -> dict[str, str]:
 @pytest.mark.parametrize("backend", backends())
 def test_first_run_creates_and_serves(backend: str, tmp_path: Path) -> None:
     data_dir = tmp_path / "fresh" / "data"
-    port = _free_port()
+    port = free_port()
     with isolated_database(backend, tmp_path) as url:
         env = _env(DATABASE_URL=url) if backend == "postgresql" else _env()
         proc = subprocess.Popen(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 import uuid
@@ -17,6 +16,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlmodel import Session
 
+from fieldscan.station.localservice import free_port
 from service import audit, crud
 from service.audit import AuditSettings, CheckpointSigner
 from service.core.config import Settings
@@ -322,12 +322,6 @@ def artifacts_dir() -> Path:
     return path
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class LiveServer:
     """A uvicorn server of the app in a thread, with its seeded world."""
 
@@ -344,7 +338,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     app = build_app(settings)
     world = seed_world(settings)
     scenario = seed_records(settings, world, bulk=12)
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
