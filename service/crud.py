@@ -70,6 +70,7 @@ from service.models import (
     UserUpdate,
     Verdict,
 )
+from service.sharing import SharingLevel, partner_ids, sync_shares
 from service.principal import (
     ADMINS,
     APPROVERS,
@@ -365,7 +366,7 @@ def _correlate(session: Session, seizure_id: uuid.UUID) -> None:
 
 def create_seizure(*, session: Session, actor: Principal, seizure_in: SeizureCreate) -> Seizure:
     actor.require(FIELD_WRITERS, "record seizures")
-    data = seizure_in.model_dump(exclude={"id", "persons", "companies"})
+    data = seizure_in.model_dump(exclude={"id", "persons", "companies", "shared_with"})
     seizure = Seizure(
         **data,
         id=seizure_in.id or uuid.uuid4(),
@@ -375,9 +376,36 @@ def create_seizure(*, session: Session, actor: Principal, seizure_in: SeizureCre
     )
     seizure.persons = [p.model_dump(mode="json") for p in seizure_in.persons]  # type: ignore[misc]
     seizure.companies = [c.model_dump(mode="json") for c in seizure_in.companies]  # type: ignore[misc]
+    seizure.shared_with = _partners(session, actor, seizure_in.sharing, seizure_in.shared_with)  # type: ignore[assignment]
     _add_new(session, seizure, actor)
+    _sync_seizure_shares(session, seizure)
     _correlate(session, seizure.id)
     return seizure
+
+
+def _partners(
+    session: Session, actor: Principal, level: SharingLevel, partners: Sequence[uuid.UUID]
+) -> list[str]:
+    """The stored partner list; each must be another agency of this instance."""
+    if level != SharingLevel.PARTNERS and partners:
+        raise InvalidInputError("shared_with", "partners are named only with sharing 'partners'")
+    stored = partner_ids(level, partners)
+    for partner in stored:
+        if uuid.UUID(partner) == actor.scope:
+            raise InvalidInputError("shared_with", "the owning agency always sees its records")
+        if session.get(Agency, uuid.UUID(partner)) is None:
+            raise InvalidInputError("shared_with", f"no agency {partner}")
+    return stored
+
+
+def _sync_seizure_shares(session: Session, seizure: Seizure) -> None:
+    sync_shares(
+        session,
+        entity_type="seizure",
+        record_id=seizure.id,
+        level=seizure.sharing,
+        partners=[str(p) for p in seizure.shared_with],
+    )
 
 
 def get_seizure(*, session: Session, actor: Principal, seizure_id: uuid.UUID) -> Seizure:
@@ -486,7 +514,16 @@ def update_seizure(
         column = Seizure.__table__.c[key]  # type: ignore[attr-defined]
         if not column.nullable:
             raise InvalidInputError(key, "cannot be cleared")
-    _apply(session, seizure, changes, actor, seizure_in.reason)
+    if "sharing" in changes or "shared_with" in changes:
+        level = SharingLevel(changes.get("sharing", seizure.sharing))
+        if "shared_with" in changes:
+            partners = changes["shared_with"]
+        else:  # a level other than partners drops the named partners
+            partners = seizure.shared_with if level == SharingLevel.PARTNERS else []
+        changes["shared_with"] = _partners(session, actor, level, partners)
+    if _apply(session, seizure, changes, actor, seizure_in.reason):
+        if "sharing" in changes or "shared_with" in changes:
+            _sync_seizure_shares(session, seizure)
     _correlate(session, seizure.id)
     return seizure
 

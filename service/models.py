@@ -29,6 +29,7 @@ from sqlmodel import Field, SQLModel
 
 from service.core.types import BigIntPK, UtcDateTime, utcnow
 from service.linking.models import SeizureLink  # versioned like every record
+from service.sharing import SharingLevel
 
 #: The most points a field spectrum may have.
 MAX_SPECTRUM_POINTS = 65_536
@@ -331,6 +332,17 @@ class SeizureBase(SQLModel):
     companies: list[CompanyRef] = Field(default_factory=list, sa_column=Column(JSON))
     narrative: str | None = Field(default=None, max_length=20_000, sa_type=Text)
     status: SeizureStatus = Field(default=SeizureStatus.OPEN, sa_type=String(16), index=True)
+    #: Who besides the owning agency may read it (see :mod:`service.sharing`).
+    # Added after the first schema: left out of digests at their defaults (see audit).
+    sharing: SharingLevel = Field(
+        default=SharingLevel.OWN,
+        sa_type=String(16),
+        sa_column_kwargs={"info": {"digest_omit_if": (SharingLevel.OWN, None)}},
+    )
+    #: The partner agencies of level ``partners``.
+    shared_with: list[uuid.UUID] = Field(
+        default_factory=list, sa_column=Column(JSON, info={"digest_omit_if": ([], None)})
+    )
 
     @field_validator("transit_countries")
     @classmethod
@@ -370,6 +382,8 @@ class SeizureUpdate(SQLModel):
     companies: list[CompanyRef] | None = None
     narrative: str | None = Field(default=None, max_length=20_000)
     status: SeizureStatus | None = None
+    sharing: SharingLevel | None = None
+    shared_with: list[uuid.UUID] | None = None
     reason: str = Field(min_length=1, max_length=1000)
 
 
