@@ -151,7 +151,9 @@ def main() -> None:
                 f"identify {r['identify_s'] * 1000:5.1f} ms, "
                 f"log {r['log_s'] * 1000:5.1f} ms; total {r['total_s'] * 1000:6.1f} ms "
                 f"(p95 {r['total_p95_s'] * 1000:6.1f}) = {r['total_s'] / line:.2f} × line rate, "
-                f"{(r['total_s'] - line) * 1000:+.1f} ms over it"
+                f"{(r['total_s'] - line) * 1000:+.1f} ms over it; "
+                # the goal is one budget: 1.2 × the line-rate time plus 50 ms
+                f"budget 1.2 × line + 50 ms = {(1.2 * line + 0.050) * 1000:6.1f} ms"
             )
         if args.skip_sync:
             return

@@ -25,9 +25,10 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from sqlalchemy import Connection, Engine, Float, Integer, and_, delete, exists, func, select
+from sqlalchemy import JSON, Connection, Engine, Float, Integer, and_, delete, exists, func, select
 from sqlmodel import Session, SQLModel
 
+import service.cases.models  # noqa: F401  (adds the case tables to VERSIONED)
 from service.core.types import utcnow
 from service.errors import AuditChainError
 from service.models import (
@@ -125,6 +126,8 @@ _EVENT_FIELDS = (
     "seq", "at", "agency_id", "actor_user_id", "actor_device_id", "entity_type", "entity_id",
     "action", "version", "before_digest", "after_digest", "prev_hash",
 )  # fmt: skip
+#: Event fields that linking adds (the rest come from the pending event).
+_CHAINED_FIELDS = frozenset({"seq", "prev_hash"})
 
 
 def event_hash_values(values: Mapping[str, Any]) -> str:
@@ -242,26 +245,70 @@ def append_event(
     before_digest: str | None,
     after_digest: str | None,
     agency_id: uuid.UUID | None = None,
-) -> AuditPending:
+) -> None:
     """Write an audit event in the caller's transaction; :func:`chain_pending` links it.
 
     No lock is taken here: holding the chain lock through every commit would serialise all
     writers on the disk's flush time.
     """
-    pending = AuditPending(
-        at=utcnow(),
-        agency_id=agency_id if agency_id is not None else actor.agency_id,
-        actor_user_id=actor.user_id,
-        actor_device_id=actor.device_id,
-        entity_type=entity_type,
-        entity_id=entity_id,
-        action=action,
-        version=version,
-        before_digest=before_digest,
-        after_digest=after_digest,
+    session.connection().execute(
+        _PENDING_INSERT,
+        _pending_values(
+            actor=actor,
+            entity_type=entity_type,
+            entity_id=entity_id,
+            action=action,
+            version=version,
+            before_digest=before_digest,
+            after_digest=after_digest,
+            agency_id=agency_id if agency_id is not None else actor.agency_id,
+            at=utcnow(),
+        ),
     )
-    session.add(pending)
-    return pending
+
+
+# Core statements, built once: the ORM unit of work costs more than the write itself.
+_VERSION_INSERT = RecordVersion.__table__.insert()  # type: ignore[attr-defined]
+_PENDING_INSERT = AuditPending.__table__.insert()  # type: ignore[attr-defined]
+_EVENT_INSERT = AuditEvent.__table__.insert()  # type: ignore[attr-defined]
+_PENDING_TABLE = AuditPending.__table__  # type: ignore[attr-defined]
+#: PostgreSQL: the version and its pending event in one statement (one round trip).
+_PG_VERSION_AND_PENDING = (
+    "WITH v AS (INSERT INTO record_version (entity_type, entity_id, agency_id, version, data,"
+    " digest, reason, actor_user_id, actor_device_id, at) VALUES (%(entity_type)s,"
+    " %(entity_id)s, %(agency_id)s, %(version)s, %(data)s, %(digest)s, %(reason)s,"
+    " %(actor_user_id)s, %(actor_device_id)s, %(at)s))"
+    " INSERT INTO audit_pending (at, agency_id, actor_user_id, actor_device_id, entity_type,"
+    " entity_id, action, version, before_digest, after_digest) VALUES (%(at)s, %(agency_id)s,"
+    " %(actor_user_id)s, %(actor_device_id)s, %(entity_type)s, %(entity_id)s, %(action)s,"
+    " %(version)s, %(before_digest)s, %(digest)s)"
+)
+
+
+def _pending_values(
+    *,
+    actor: Principal,
+    entity_type: str,
+    entity_id: uuid.UUID,
+    action: str,
+    version: int | None,
+    before_digest: str | None,
+    after_digest: str | None,
+    agency_id: uuid.UUID | None,
+    at: datetime,
+) -> dict[str, Any]:
+    return {
+        "at": at,
+        "agency_id": agency_id,
+        "actor_user_id": actor.user_id,
+        "actor_device_id": actor.device_id,
+        "entity_type": entity_type,
+        "entity_id": entity_id,
+        "action": action,
+        "version": version,
+        "before_digest": before_digest,
+        "after_digest": after_digest,
+    }
 
 
 def _process_lock(session: Session) -> threading.Lock:
@@ -299,45 +346,36 @@ def _chain_locked(session: Session, *, wait: bool, batch: int) -> int:
     if not lock_chain(session, wait=wait):
         return 0
     settings: AuditSettings | None = session.info.get("audit")
+    conn = session.connection()
     linked = 0
     seq: int | None = None
     prev = GENESIS
+    table = _PENDING_TABLE
     while True:
         # Take and remove a batch in one statement; the chain lock keeps chainers apart.
-        oldest = select(AuditPending.id).order_by(AuditPending.id).limit(batch)  # type: ignore[arg-type]
-        taken = session.execute(
-            delete(AuditPending)
-            .where(AuditPending.id.in_(oldest.scalar_subquery()))  # type: ignore[union-attr]
-            .returning(*AuditPending.__table__.columns)  # type: ignore[attr-defined]
+        oldest = select(table.c.id).order_by(table.c.id).limit(batch)
+        taken = conn.execute(
+            delete(table).where(table.c.id.in_(oldest.scalar_subquery())).returning(*table.c)
         ).all()
         rows = sorted(taken, key=lambda r: r.id)
         if not rows:
             return linked
         if seq is None:  # read once, and only with work to do: it cannot move under the lock
             seq, prev = head(session)
+        events: list[dict[str, Any]] = []
         for pending in rows:
             seq += 1
-            event = AuditEvent(
-                seq=seq,
-                at=pending.at,
-                agency_id=pending.agency_id,
-                actor_user_id=pending.actor_user_id,
-                actor_device_id=pending.actor_device_id,
-                entity_type=pending.entity_type,
-                entity_id=pending.entity_id,
-                action=pending.action,
-                version=pending.version,
-                before_digest=pending.before_digest,
-                after_digest=pending.after_digest,
-                prev_hash=prev,
-                hash="",
-            )
-            event.hash = prev = event_hash(event)
-            session.add(event)
+            event = {n: getattr(pending, n) for n in _EVENT_FIELDS if n not in _CHAINED_FIELDS}
+            event["seq"] = seq
+            event["prev_hash"] = prev
+            event["hash"] = prev = event_hash_values(event)
+            events.append(event)
             if settings and settings.signer and seq % settings.checkpoint_every == 0:
-                session.flush()
-                _add_checkpoint(session, settings.signer, seq, event.hash)
-        session.flush()
+                conn.execute(_EVENT_INSERT, events)
+                events = []
+                _add_checkpoint(session, settings.signer, seq, prev)
+        if events:
+            conn.execute(_EVENT_INSERT, events)
         linked += len(rows)
         if len(rows) < batch:
             return linked
@@ -356,36 +394,165 @@ def record_change(
     action: str,
     reason: str | None = None,
     before_digest: str | None = None,
-) -> RecordVersion:
-    """Store ``row``'s current state as a new version and chain an audit event for it."""
+) -> str:
+    """Store ``row``'s current state as a new version and chain an audit event for it.
+
+    Returns the version's digest.
+    """
     session.flush()  # defaults (ids, timestamps) filled in before the snapshot is taken
-    entity_type = str(row.__tablename__)
-    data = snapshot(row)
-    text = canonical_json(data)
-    version = RecordVersion(
+    table = row.__table__  # type: ignore[attr-defined]
+    return record_values(
+        session=session,
+        actor=actor,
+        table=table,
+        values={c.key: getattr(row, c.key) for c in table.columns},
+        action=action,
+        reason=reason,
+        before_digest=before_digest,
+    )
+
+
+def record_values(
+    *,
+    session: Session,
+    actor: Principal,
+    table: Any,
+    values: Mapping[str, Any],
+    action: str,
+    reason: str | None = None,
+    before_digest: str | None = None,
+) -> str:
+    """:func:`record_change` for a row given as its column values (written with Core).
+
+    The version and its pending audit event go in with plain inserts, in one statement
+    on PostgreSQL; returns the version's digest.
+    """
+    entity_type = str(table.name)
+    text = canonical_json(snapshot_values(table, values))
+    digest = sha256_hex(text)
+    entity_id = values["id"]
+    agency_id = values.get("agency_id") or (entity_id if entity_type == "agency" else None)
+    at = utcnow()
+    conn = session.connection()
+    version = {
+        "entity_type": entity_type,
+        "entity_id": entity_id,
+        "agency_id": agency_id,
+        "version": values["version"],
+        "data": text,
+        "digest": digest,
+        "reason": reason,
+        "actor_user_id": actor.user_id,
+        "actor_device_id": actor.device_id,
+        "at": at,
+    }
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(
+            _PG_VERSION_AND_PENDING,
+            {**version, "action": action, "before_digest": before_digest},
+        )
+        return digest
+    conn.execute(_VERSION_INSERT, version)
+    conn.execute(
+        _PENDING_INSERT,
+        _pending_values(
+            actor=actor,
+            entity_type=entity_type,
+            entity_id=entity_id,
+            action=action,
+            version=values["version"],
+            before_digest=before_digest,
+            after_digest=digest,
+            agency_id=agency_id,
+            at=at,
+        ),
+    )
+    return digest
+
+
+_ROW_SQL: dict[tuple[str, str], tuple[str, list[tuple[str, Any]]]] = {}
+
+
+def _row_statement(table: Any, dialect: Any) -> tuple[str, list[tuple[str, Any]]]:
+    """PostgreSQL: the row, its version and its pending event as one statement, per table.
+
+    Each column's bind processor is applied by the caller (JSON, UTC timestamps), since
+    the statement goes to the driver as it is.
+    """
+    cache_key = (table.name, dialect.name)
+    found = _ROW_SQL.get(cache_key)
+    if found is None:
+        columns = list(table.columns)
+        names = ", ".join(dialect.identifier_preparer.quote(c.name) for c in columns)
+        params = ", ".join(f"%(r_{c.key})s" for c in columns)
+        sql = (
+            f"WITH r AS (INSERT INTO {dialect.identifier_preparer.format_table(table)}"
+            f" ({names}) VALUES ({params})), " + _PG_VERSION_AND_PENDING.removeprefix("WITH ")
+        )
+        processors = [(c.key, _driver_processor(c.type, dialect)) for c in columns]
+        found = _ROW_SQL[cache_key] = (sql, processors)
+    return found
+
+
+def _driver_processor(column_type: Any, dialect: Any) -> Any:
+    """What turns a Python value into what psycopg is given for a column of this type."""
+    if isinstance(column_type, JSON):
+        from psycopg.types.json import Json  # the driver's own JSON wrapper (json, not text)
+
+        return lambda value: None if value is None else Json(value)
+    process = column_type.bind_processor(dialect)
+
+    def convert(value: Any) -> Any:
+        if isinstance(value, enum.Enum):
+            value = value.value  # the stored form; the driver would dump an enum by name
+        return value if process is None or value is None else process(value)
+
+    return convert
+
+
+def insert_audited(
+    *,
+    session: Session,
+    actor: Principal,
+    table: Any,
+    values: Mapping[str, Any],
+    reason: str | None = None,
+) -> str:
+    """Insert a new row (version 1) with its version and pending audit event; its digest.
+
+    The ORM-free path for frequent creates: one statement on PostgreSQL, three plain
+    inserts elsewhere. ``values`` holds every column (defaults already applied).
+    Database errors (a duplicate id, a missing parent) propagate as SQLAlchemy's.
+    """
+    conn = session.connection()
+    if conn.dialect.name != "postgresql":
+        conn.execute(table.insert(), dict(values))
+        return record_values(
+            session=session, actor=actor, table=table, values=values, action="create",
+            reason=reason,
+        )  # fmt: skip
+    sql, processors = _row_statement(table, conn.dialect)
+    entity_type = str(table.name)
+    text = canonical_json(snapshot_values(table, values))
+    digest = sha256_hex(text)
+    entity_id = values["id"]
+    params: dict[str, Any] = {f"r_{key}": process(values[key]) for key, process in processors}
+    params.update(
         entity_type=entity_type,
-        entity_id=row.id,  # type: ignore[attr-defined]
-        agency_id=getattr(row, "agency_id", None) or (row.id if entity_type == "agency" else None),  # type: ignore[attr-defined]
-        version=row.version,  # type: ignore[attr-defined]
+        entity_id=entity_id,
+        agency_id=values.get("agency_id") or (entity_id if entity_type == "agency" else None),
+        version=values["version"],
         data=text,
-        digest=sha256_hex(text),
+        digest=digest,
         reason=reason,
         actor_user_id=actor.user_id,
         actor_device_id=actor.device_id,
+        at=utcnow(),
+        action="create",
+        before_digest=None,
     )
-    session.add(version)
-    append_event(
-        session=session,
-        actor=actor,
-        entity_type=entity_type,
-        entity_id=version.entity_id,
-        action=action,
-        version=version.version,
-        before_digest=before_digest,
-        after_digest=version.digest,
-        agency_id=version.agency_id,
-    )
-    return version
+    conn.exec_driver_sql(sql, params)
+    return digest
 
 
 # --------------------------------------------------------------------------- checkpoints

@@ -1,7 +1,10 @@
 """Keyword-only data operations. Every write is versioned and audited in the caller's transaction.
 
-Functions raise :mod:`service.errors` (never HTTP errors); reads are always limited to the
-actor's agency, so another agency's record is simply "not found".
+Functions raise :mod:`service.errors` (never HTTP errors). Reads see the actor's agency's
+records and the seizures (with their items, tests, custody, lab results, attachments and
+history) that another agency shares with it (:mod:`service.sharing`); anything else is
+simply "not found". Writes change only the actor's agency's records: a shared record is
+refused with :class:`PermissionDeniedError` (403), any other agency's is "not found".
 """
 
 from __future__ import annotations
@@ -17,11 +20,23 @@ from typing import Any, TypeVar
 
 import numpy as np
 from argon2 import PasswordHasher
-from sqlalchemy import exists, func, insert, or_, select, union
+from sqlalchemy import (
+    ColumnElement,
+    and_,
+    bindparam,
+    event,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    union,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel
 
 from service import audit
+from service.core import authcache
 from service.core.security import hash_device_key, hash_password, new_device_key, verify_password
 from service.core.types import utcnow
 from service.errors import (
@@ -70,7 +85,6 @@ from service.models import (
     UserUpdate,
     Verdict,
 )
-from service.sharing import SharingLevel, partner_ids, sync_shares
 from service.principal import (
     ADMINS,
     APPROVERS,
@@ -82,8 +96,19 @@ from service.principal import (
     SYSTEM_ROLE,
     Principal,
 )
+from service.sharing import (
+    SharingLevel,
+    can_read,
+    partner_ids,
+    readable,
+    shared_with_agency,
+    sync_shares,
+)
 
 R = TypeVar("R", bound=SQLModel)
+
+#: The action refused when an agency tries to change a record another agency shares with it.
+SHARED_READ_ONLY = "change records another agency shares"
 
 #: Item fields whose change needs a second person (four eyes).
 FOUR_EYES_ITEM_FIELDS = ("gross_mass", "net_mass", "mass_unit", "substance")
@@ -92,11 +117,59 @@ FOUR_EYES_ITEM_FIELDS = ("gross_mass", "net_mass", "mass_unit", "substance")
 # --------------------------------------------------------------------------- helpers
 
 
-def _get_scoped(session: Session, model: type[R], entity_id: uuid.UUID, actor: Principal) -> R:
+def _seizure_of(session: Session, row: SQLModel) -> Seizure | None:
+    """The seizure whose sharing governs ``row`` (None for records that are never shared)."""
+    if isinstance(row, Seizure):
+        return row
+    if isinstance(row, Item | FieldTest):
+        return session.get(Seizure, row.seizure_id)
+    if isinstance(row, CustodyEvent | LabResult | Attachment):
+        item = session.get(Item, row.item_id)
+        return None if item is None else session.get(Seizure, item.seizure_id)
+    return None
+
+
+def _readable(session: Session, row: SQLModel, actor: Principal) -> bool:
+    """Own agency's records, and another agency's seizure records it shares with the actor."""
+    if actor.role == SYSTEM_ROLE or row.agency_id == actor.scope:  # type: ignore[attr-defined]
+        return True
+    seizure = _seizure_of(session, row)
+    return seizure is not None and can_read(seizure, actor)
+
+
+#: Records readable exactly when their seizure is (by versioned entity type).
+SHARED_WITH_SEIZURE: dict[str, type[SQLModel]] = {
+    "seizure": Seizure,
+    "item": Item,
+    "field_test": FieldTest,
+    "custody_event": CustodyEvent,
+    "lab_result": LabResult,
+    "attachment": Attachment,
+}
+
+
+def _get_readable(session: Session, model: type[R], entity_id: uuid.UUID, actor: Principal) -> R:
+    """A record for reading: the actor's agency's, or shared with it (else "not found")."""
     row = session.get(model, entity_id)
-    if row is None or (actor.role != SYSTEM_ROLE and row.agency_id != actor.scope):  # type: ignore[attr-defined]
+    if row is None or not _readable(session, row, actor):
         raise NotFoundError(str(model.__tablename__), entity_id)
     return row
+
+
+def _get_scoped(session: Session, model: type[R], entity_id: uuid.UUID, actor: Principal) -> R:
+    """A record for writing: only the actor's agency's own.
+
+    A record another agency shares with the actor is refused with 403 (the actor can read
+    it, so "not found" would be a lie); any other agency's record stays "not found".
+    """
+    row = session.get(model, entity_id)
+    if row is None:
+        raise NotFoundError(str(model.__tablename__), entity_id)
+    if actor.role == SYSTEM_ROLE or row.agency_id == actor.scope:  # type: ignore[attr-defined]
+        return row
+    if _readable(session, row, actor):
+        raise PermissionDeniedError(actor.role, SHARED_READ_ONLY)
+    raise NotFoundError(str(model.__tablename__), entity_id)
 
 
 def _add_new(
@@ -113,6 +186,27 @@ def _add_new(
             f"{row.__tablename__} {row.id} cannot be created: {_reason(exc)}"
         ) from None  # type: ignore[attr-defined]
     audit.record_change(session=session, actor=actor, row=row, action="create", reason=reason)
+
+
+def _insert_new(
+    session: Session, row: SQLModel, actor: Principal, *, reason: str | None = None
+) -> None:
+    """:func:`_add_new` for the frequent creates (station records): no ORM unit of work.
+
+    The row, its first version and its pending audit event are written with plain
+    inserts (one statement on PostgreSQL); ``row`` stays a detached value (later reads
+    in the transaction load the stored row). A duplicate id or a missing parent is a
+    conflict, and fails the whole transaction as in :func:`_add_new`.
+    """
+    table = row.__table__  # type: ignore[attr-defined]
+    values = {c.key: getattr(row, c.key) for c in table.columns}
+    try:
+        audit.insert_audited(
+            session=session, actor=actor, table=table, values=values, reason=reason
+        )
+    except IntegrityError as exc:
+        what = f"{table.name} {values['id']}"
+        raise ConflictError(f"{what} cannot be created: {_reason(exc)}") from None
 
 
 def _reason(exc: IntegrityError) -> str:
@@ -315,6 +409,10 @@ def revoke_device_key(*, session: Session, actor: Principal, key_id: uuid.UUID) 
     row = _get_scoped(session, DeviceKey, key_id, actor)
     if row.revoked_at is None:
         _apply(session, row, {"revoked_at": utcnow()}, actor, "revoked")
+        # Forget cached keys now, and again once the revocation is visible to every
+        # lookup (one started in between must not re-cache the key for a whole TTL).
+        authcache.device_keys.clear()
+        event.listen(session, "after_commit", lambda _s: authcache.device_keys.clear(), once=True)
     return row
 
 
@@ -329,14 +427,24 @@ def list_device_keys(
 
 def principal_for_device_key(*, session: Session, key: str) -> Principal:
     """The field station a device key belongs to; revoked or unknown keys are refused."""
-    row = session.scalars(
-        select(DeviceKey).where(DeviceKey.key_hash == hash_device_key(key))
-    ).first()
+    # Three columns with Core: this runs for every station request.
+    row = (
+        session.connection()
+        .execute(_DEVICE_KEY_LOOKUP, {"key_hash": hash_device_key(key)})
+        .first()
+    )
     if row is None:
         raise AuthenticationError("unknown device key")
     if row.revoked_at is not None:
         raise AuthenticationError("device key revoked")
     return Principal(agency_id=row.agency_id, role=DEVICE_ROLE, device_id=row.device_id)
+
+
+_DEVICE_KEY_LOOKUP = select(
+    DeviceKey.__table__.c.agency_id,  # type: ignore[attr-defined]
+    DeviceKey.__table__.c.device_id,  # type: ignore[attr-defined]
+    DeviceKey.__table__.c.revoked_at,  # type: ignore[attr-defined]
+).where(DeviceKey.__table__.c.key_hash == bindparam("key_hash"))  # type: ignore[attr-defined]
 
 
 # --------------------------------------------------------------------------- seizures
@@ -359,9 +467,9 @@ class SeizureFilter:
 
 def _correlate(session: Session, seizure_id: uuid.UUID) -> None:
     """Correlate a seizure on arrival or change (issue 8); the link engine acts as the system."""
-    from service.linking.engine import correlate_seizure  # the engine imports these models
+    from service.linking.worker import enqueue_correlation  # the engine imports these models
 
-    correlate_seizure(session, seizure_id)
+    enqueue_correlation(session, seizure_id)  # correlated after the commit (durable queue)
 
 
 def create_seizure(*, session: Session, actor: Principal, seizure_in: SeizureCreate) -> Seizure:
@@ -377,8 +485,9 @@ def create_seizure(*, session: Session, actor: Principal, seizure_in: SeizureCre
     seizure.persons = [p.model_dump(mode="json") for p in seizure_in.persons]  # type: ignore[misc]
     seizure.companies = [c.model_dump(mode="json") for c in seizure_in.companies]  # type: ignore[misc]
     seizure.shared_with = _partners(session, actor, seizure_in.sharing, seizure_in.shared_with)  # type: ignore[assignment]
-    _add_new(session, seizure, actor)
-    _sync_seizure_shares(session, seizure)
+    _insert_new(session, seizure, actor)
+    if seizure.shared_with:  # a new record has no share rows yet: nothing to rebuild
+        _sync_seizure_shares(session, seizure)
     _correlate(session, seizure.id)
     return seizure
 
@@ -409,7 +518,36 @@ def _sync_seizure_shares(session: Session, seizure: Seizure) -> None:
 
 
 def get_seizure(*, session: Session, actor: Principal, seizure_id: uuid.UUID) -> Seizure:
-    return _get_scoped(session, Seizure, seizure_id, actor)
+    """A seizure of the actor's agency, or one another agency shares with it."""
+    return _get_readable(session, Seizure, seizure_id, actor)
+
+
+def seizure_scopes(
+    actor: Principal, agency_id: uuid.UUID | None = None, *, shared: bool = True
+) -> tuple[ColumnElement[bool], ...]:
+    """The seizures ``actor`` may read, as disjoint conditions each served by an index.
+
+    Own agency (``ix_seizure_agency_seized_at``), named partner (``record_share``), shared
+    with all (``ix_seizure_sharing_seized_at``). Queries run one branch per condition and
+    merge them: a single OR of the three would make the planner scan every seizure.
+    ``agency_id`` keeps one owning agency; ``shared=False`` keeps only the actor's own.
+    """
+    scope = actor.scope
+    if agency_id is not None and agency_id != scope:
+        if not shared:
+            return ()
+        # One other agency: its date index, and of its seizures those shared with us.
+        return (and_(Seizure.agency_id == agency_id, readable(Seizure, "seizure", actor)),)
+    own = Seizure.agency_id == scope
+    if agency_id is not None or not shared:
+        return (own,)  # type: ignore[return-value]
+    partners = and_(
+        Seizure.id.in_(shared_with_agency("seizure", scope)),  # type: ignore[attr-defined]
+        Seizure.sharing == SharingLevel.PARTNERS.value,
+        Seizure.agency_id != scope,
+    )
+    everyone = and_(Seizure.sharing == SharingLevel.ALL.value, Seizure.agency_id != scope)
+    return own, partners, everyone  # type: ignore[return-value]
 
 
 def _like(text: str) -> str:
@@ -420,10 +558,8 @@ def _like(text: str) -> str:
 def list_seizures(
     *, session: Session, actor: Principal, filters: SeizureFilter, skip: int = 0, limit: int = 50
 ) -> tuple[Sequence[Seizure], bool]:
-    """Newest first; returns the page and whether more rows follow."""
-    if filters.agency_id is not None and filters.agency_id != actor.scope:
-        return [], False  # sharing between agencies comes later: another agency shows nothing
-    where: list[Any] = [Seizure.agency_id == actor.scope]
+    """Newest first (own and shared seizures); returns the page and whether more rows follow."""
+    where: list[Any] = []
     if filters.date_from is not None:
         where.append(Seizure.seized_at >= filters.date_from)
     if filters.date_to is not None:
@@ -472,6 +608,10 @@ def list_seizures(
             ]
         )
     order = (Seizure.seized_at.desc(), Seizure.id.desc())  # type: ignore[attr-defined]
+    # Own and shared seizures are alternatives too (disjoint ones, each with its own index).
+    alternatives.insert(0, list(seizure_scopes(actor, filters.agency_id)))
+    if not alternatives[0]:
+        return [], False
     branches = [list(combo) for combo in itertools.product(*alternatives)]
     if len(branches) == 1:
         query = select(Seizure).where(*where, *branches[0])
@@ -521,9 +661,9 @@ def update_seizure(
         else:  # a level other than partners drops the named partners
             partners = seizure.shared_with if level == SharingLevel.PARTNERS else []
         changes["shared_with"] = _partners(session, actor, level, partners)
-    if _apply(session, seizure, changes, actor, seizure_in.reason):
-        if "sharing" in changes or "shared_with" in changes:
-            _sync_seizure_shares(session, seizure)
+    changed = _apply(session, seizure, changes, actor, seizure_in.reason)
+    if changed and ("sharing" in changes or "shared_with" in changes):
+        _sync_seizure_shares(session, seizure)
     _correlate(session, seizure.id)
     return seizure
 
@@ -542,17 +682,17 @@ def create_item(
         seizure_id=seizure.id,
         agency_id=seizure.agency_id,
     )
-    _add_new(session, item, actor)
+    _insert_new(session, item, actor)
     _correlate(session, item.seizure_id)
     return item
 
 
 def get_item(*, session: Session, actor: Principal, item_id: uuid.UUID) -> Item:
-    return _get_scoped(session, Item, item_id, actor)
+    return _get_readable(session, Item, item_id, actor)
 
 
 def list_items(*, session: Session, actor: Principal, seizure_id: uuid.UUID) -> Sequence[Item]:
-    seizure = _get_scoped(session, Seizure, seizure_id, actor)
+    seizure = _get_readable(session, Seizure, seizure_id, actor)
     return session.scalars(
         select(Item).where(Item.seizure_id == seizure.id).order_by(Item.created_at, Item.id)
     ).all()
@@ -666,19 +806,19 @@ def create_field_test(
         intensities_f64le=values,
         spectrum_sha256=digest,
     )
-    _add_new(session, test, actor)
+    _insert_new(session, test, actor)
     _correlate(session, test.seizure_id)
     return test
 
 
 def get_field_test(*, session: Session, actor: Principal, test_id: uuid.UUID) -> FieldTest:
-    return _get_scoped(session, FieldTest, test_id, actor)
+    return _get_readable(session, FieldTest, test_id, actor)
 
 
 def list_field_tests(
     *, session: Session, actor: Principal, item_id: uuid.UUID
 ) -> Sequence[FieldTest]:
-    item = _get_scoped(session, Item, item_id, actor)
+    item = _get_readable(session, Item, item_id, actor)
     return session.scalars(
         select(FieldTest)
         .where(FieldTest.item_id == item.id)
@@ -721,7 +861,7 @@ def create_custody_event(
         _add_new(session, approval, actor, reason=event_in.reason)
         return approval
     event = _custody_row(item, event_in, event_id, actor)
-    _add_new(session, event, actor, reason=event_in.reason)
+    _insert_new(session, event, actor, reason=event_in.reason)
     return event
 
 
@@ -742,7 +882,7 @@ def list_custody_events(
     *, session: Session, actor: Principal, item_id: uuid.UUID
 ) -> Sequence[CustodyEvent]:
     """The custody timeline of an item, oldest first."""
-    item = _get_scoped(session, Item, item_id, actor)
+    item = _get_readable(session, Item, item_id, actor)
     return session.scalars(
         select(CustodyEvent)
         .where(CustodyEvent.item_id == item.id)
@@ -765,7 +905,7 @@ def create_lab_result(
         agency_id=item.agency_id,
         analyst_id=actor.user_id,
     )
-    _add_new(session, result, actor)
+    _insert_new(session, result, actor)
     _correlate(session, item.seizure_id)
     return result
 
@@ -773,7 +913,7 @@ def create_lab_result(
 def list_lab_results(
     *, session: Session, actor: Principal, item_id: uuid.UUID
 ) -> Sequence[LabResult]:
-    item = _get_scoped(session, Item, item_id, actor)
+    item = _get_readable(session, Item, item_id, actor)
     return session.scalars(
         select(LabResult)
         .where(LabResult.item_id == item.id)
@@ -830,7 +970,7 @@ def _field_substance(session: Session, item: Item) -> str | None:
 def item_discrepancies(
     *, session: Session, actor: Principal, item_id: uuid.UUID, tolerance_percent: float
 ) -> list[Discrepancy]:
-    item = _get_scoped(session, Item, item_id, actor)
+    item = _get_readable(session, Item, item_id, actor)
     field = _field_substance(session, item)
     results = list_lab_results(session=session, actor=actor, item_id=item_id)
     return [
@@ -847,7 +987,11 @@ def list_discrepancies(
     only_flagged: bool = True,
     limit: int = 500,
 ) -> list[Discrepancy]:
-    """Field-versus-laboratory comparisons over the agency's items with lab results."""
+    """Field-versus-laboratory comparisons over the agency's items with lab results.
+
+    An agency's own quality report: seizures other agencies share are left out (their
+    discrepancies are the owning agency's to act on; per item they are readable).
+    """
     rows = session.execute(
         select(Item, LabResult)
         .join(LabResult, LabResult.item_id == Item.id)
@@ -982,7 +1126,7 @@ def add_attachment(
 def list_attachments(
     *, session: Session, actor: Principal, item_id: uuid.UUID
 ) -> Sequence[Attachment]:
-    item = _get_scoped(session, Item, item_id, actor)
+    item = _get_readable(session, Item, item_id, actor)
     return session.scalars(
         select(Attachment).where(Attachment.item_id == item.id).order_by(Attachment.created_at)
     ).all()
@@ -991,7 +1135,7 @@ def list_attachments(
 def attachment_content(
     *, session: Session, actor: Principal, attachment_id: uuid.UUID
 ) -> tuple[Attachment, bytes]:
-    attachment = _get_scoped(session, Attachment, attachment_id, actor)
+    attachment = _get_readable(session, Attachment, attachment_id, actor)
     blob = session.get(Blob, attachment.sha256)
     if blob is None:
         raise NotFoundError("blob", attachment.sha256)
@@ -1004,11 +1148,19 @@ def attachment_content(
 def list_versions(
     *, session: Session, actor: Principal, entity_type: str, entity_id: uuid.UUID
 ) -> Sequence[RecordVersion]:
-    """Every version of one record of the actor's agency, oldest first."""
+    """Every version of one record the actor may read, oldest first.
+
+    The history of a seizure record shared with the actor's agency is shared with it.
+    """
     query = select(RecordVersion).where(
         RecordVersion.entity_type == entity_type, RecordVersion.entity_id == entity_id
     )
-    if actor.role != SYSTEM_ROLE:
+    shared_model = SHARED_WITH_SEIZURE.get(entity_type)
+    if actor.role == SYSTEM_ROLE:
+        pass
+    elif shared_model is not None:
+        _get_readable(session, shared_model, entity_id, actor)  # "not found" unless readable
+    else:
         query = query.where(RecordVersion.agency_id == actor.scope)
     rows = session.scalars(query.order_by(RecordVersion.version)).all()
     if not rows:
@@ -1029,24 +1181,50 @@ def find_idempotent(
     ).first()
 
 
-def store_idempotent_response(*, session: Session, record: IdempotencyRecord) -> bool:
-    """Insert the first answer for ``record.key``; False if another request stored one first.
+def store_idempotent_response(
+    *,
+    session: Session,
+    scope: uuid.UUID,
+    key: uuid.UUID,
+    method: str,
+    path: str,
+    request_sha256: str,
+    status_code: int,
+    response: str,
+) -> bool:
+    """Insert the first answer for ``key``; False if another request stored one first.
 
     The unique constraint on (scope, key) decides, never a prior check: on PostgreSQL a
     concurrent holder makes this statement wait for its commit and then do nothing.
     """
     values = {
-        c.key: getattr(record, c.key) for c in IdempotencyRecord.__table__.columns if c.key != "id"
-    }  # type: ignore[attr-defined]
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+        "scope": scope,
+        "key": key,
+        "method": method,
+        "path": path,
+        "request_sha256": request_sha256,
+        "status_code": status_code,
+        "response": response,
+        "created_at": utcnow(),
+    }
+    conn = session.connection()
+    if conn.dialect.name == "postgresql":
+        return conn.exec_driver_sql(_PG_STORE_IDEMPOTENT, values).first() is not None
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    table = IdempotencyRecord.__table__  # type: ignore[attr-defined]
     statement = (
-        dialect_insert(IdempotencyRecord)
-        .values(**values)
+        sqlite_insert(table)
+        .values(values)
         .on_conflict_do_nothing(index_elements=["scope", "key"])
-        .returning(IdempotencyRecord.id)  # type: ignore[arg-type]
+        .returning(table.c.id)
     )
-    return session.execute(statement).first() is not None
+    return conn.execute(statement).first() is not None
+
+
+_PG_STORE_IDEMPOTENT = (
+    "INSERT INTO idempotency_record (scope, key, method, path, request_sha256, status_code,"
+    " response, created_at) VALUES (%(scope)s, %(key)s, %(method)s, %(path)s,"
+    " %(request_sha256)s, %(status_code)s, %(response)s, %(created_at)s)"
+    " ON CONFLICT (scope, key) DO NOTHING RETURNING id"
+)

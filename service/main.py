@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -16,31 +16,46 @@ from service import __doc__ as _doc
 from service import audit
 from service.api import errors
 from service.api.deps import API_PREFIX, AppState
-from service.api.routes import admin, links, login, oversight, records
+from service.api.routes import admin, cases, exchange, links, login, oversight, records, sync
 from service.audit import AuditSettings, CheckpointSigner
 from service.core.config import Settings
 from service.core.db import check_connection, make_engine, migrate, shared_secret
 from service.core.security import password_hasher
 from service.linking.precursors import library_relations
+from service.linking.worker import LinkWorker
+from service.web import exchange as exchange_ui
 from service.web import mount as mount_ui
 
 log = logging.getLogger("service")
 
 
 class BodyLimit:
-    """Answer 413 to bodies over ``limit`` bytes, by header or while streaming."""
+    """Answer 413 to bodies over ``limit`` bytes, by header or while streaming.
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    ``path_limits`` gives some paths (exchange package imports) their own limit; ``pages``
+    gives some (the UI's upload form) their own answer instead of the API's JSON.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        limit: int,
+        path_limits: Mapping[str, int] | None = None,
+        pages: Mapping[str, Callable[[Scope, int], ASGIApp]] | None = None,
+    ) -> None:
         self.app = app
         self.limit = limit
+        self.path_limits = dict(path_limits or {})
+        self.pages = dict(pages or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.path_limits.get(scope["path"], self.limit)
         for name, value in scope.get("headers", []):
-            if name == b"content-length" and value.isdigit() and int(value) > self.limit:
-                await _too_large(send, self.limit)
+            if name == b"content-length" and value.isdigit() and int(value) > limit:
+                await self._refuse(scope, receive, send, limit)
                 return
         seen = 0
         started = False
@@ -50,7 +65,7 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.limit:
+                if seen > limit:
                     raise _TooLargeError
             return message
 
@@ -64,11 +79,22 @@ class BodyLimit:
             await self.app(scope, limited_receive, tracking_send)
         except _TooLargeError:
             if not started:
-                await _too_large(send, self.limit)
+                await self._refuse(scope, receive, send, limit)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+        page = self.pages.get(scope["path"])
+        if page is None:
+            await _too_large(send, limit)
+        else:
+            await page(scope, limit)(scope, receive, send)
 
 
 class _TooLargeError(Exception):
     pass
+
+
+#: Exchange package imports (API, and the UI's upload form): their own, larger body limit.
+EXCHANGE_IMPORT_PATHS = (f"{API_PREFIX}/exchange/imports", "/ui/exchange/import")
 
 
 async def _too_large(send: Send, limit: int) -> None:
@@ -143,14 +169,17 @@ def create_app(settings: Settings | None = None, *, run_migrations: bool = True)
         signer=CheckpointSigner.load_or_create(settings.signing_key_path),
     )
     sweeper = AuditSweeper(state)
+    link_worker = LinkWorker(engine, AuditSettings(state.signer, settings.checkpoint_every))
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         library_relations()  # load the reference library now, not on the first write
         sweeper.start()
+        link_worker.start()  # correlates queued seizures right after their commit
         try:
             yield
         finally:
+            link_worker.stop()
             sweeper.stop()
 
     app = FastAPI(
@@ -164,7 +193,7 @@ def create_app(settings: Settings | None = None, *, run_migrations: bool = True)
     )
     app.state.fieldscan = state
     errors.install(app)
-    for module in (login, admin, records, oversight, links):
+    for module in (login, admin, records, oversight, links, cases, exchange, sync):
         app.include_router(module.router, prefix=API_PREFIX)
 
     @app.get(f"{API_PREFIX}/health", tags=["health"])
@@ -172,6 +201,11 @@ def create_app(settings: Settings | None = None, *, run_migrations: bool = True)
         check_connection(engine)
         return {"status": "ok", "database": engine.dialect.name}
 
-    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimit,
+        limit=settings.max_body_bytes,
+        path_limits=dict.fromkeys(EXCHANGE_IMPORT_PATHS, settings.exchange_max_package_bytes),
+        pages={exchange_ui.IMPORT_PATH: exchange_ui.too_large_page},
+    )
     mount_ui(app)
     return app

@@ -389,7 +389,11 @@ class SeizureUpdate(SQLModel):
 
 class Seizure(SeizureBase, table=True):
     # Serves the default listing order (newest first, id as tie-break) without a sort.
-    __table_args__ = (Index("ix_seizure_agency_seized_at", "agency_id", "seized_at", "id"),)
+    # The second serves the seizures shared with every agency, newest first (issue 8).
+    __table_args__ = (
+        Index("ix_seizure_agency_seized_at", "agency_id", "seized_at", "id"),
+        Index("ix_seizure_sharing_seized_at", "sharing", "seized_at", "id"),
+    )
     id: uuid.UUID = _id_field()
     agency_id: uuid.UUID = Field(foreign_key="agency.id", index=True)
     created_by_user_id: uuid.UUID | None = Field(default=None, foreign_key="user.id")

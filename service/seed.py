@@ -30,6 +30,7 @@ from service.models import (
     SeizureStatus,
     TransportMode,
 )
+from service.sharing import SharingLevel
 
 SUBSTANCES = (
     "cocaine HCl",
@@ -91,6 +92,8 @@ def _seizure_row(rng: random.Random, agency_id: uuid.UUID, now: datetime) -> dic
         "narrative": f"Seized {rng.choice(WORDS)} bound for {destination}; "
         f"ref {rng.randrange(10**8)}",
         "status": rng.choice(list(SeizureStatus)).value,
+        "sharing": SharingLevel.OWN.value,
+        "shared_with": [],
         "created_by_user_id": None,
         "created_by_device_id": None,
         "version": 1,

@@ -41,7 +41,12 @@ class RecordShare(SQLModel, table=True):
 
 
 def readable(model: Any, entity_type: str, actor: Principal) -> ColumnElement[bool]:
-    """SQL condition: rows of ``model`` (with ``agency_id``, ``sharing``, ``id``) ``actor`` may read."""
+    """SQL condition: the rows of ``model`` that ``actor`` may read.
+
+    ``model`` has ``agency_id``, ``sharing`` and ``id``. One OR over three kinds of rows:
+    right for one record or within one agency's rows; a list over every agency should run
+    one branch per kind instead (see :func:`service.crud.seizure_scopes`).
+    """
     scope = actor.scope
     return or_(
         model.agency_id == scope,

@@ -16,6 +16,7 @@ from fieldscan.cli import (  # noqa: F401  (imported for their registrations)
     admin,
     demo,
     devices,
+    exchange,
     identify,
     library,
     mock,

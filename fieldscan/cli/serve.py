@@ -42,6 +42,15 @@ def serve(
     port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8000,
     data_dir: DataDirOption = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=64,
+            help="Server processes. With PostgreSQL, one per CPU core (each process runs "
+            "Python on one core); SQLite gains nothing from more than one.",
+        ),
+    ] = 1,
 ) -> None:
     """Start the seizure log service; the database is created and migrated on first run.
 
@@ -53,10 +62,26 @@ def serve(
     from service.main import create_app
 
     settings = load_settings(data_dir)
+    # Built here even with several workers: migrations, keys and any error happen once, up front.
     application = create_app(settings)  # type: ignore[arg-type]  # (the web UI included)
     typer.echo(
         f"fieldscan service on http://{host}:{port}/api/v1 "
-        f"(database {safe_url(settings.sqlalchemy_url)})",  # type: ignore[attr-defined]
+        f"(database {safe_url(settings.sqlalchemy_url)}, {workers} worker(s))",  # type: ignore[attr-defined]
         err=True,
     )
-    uvicorn.run(application, host=host, port=port, log_level=log_level)
+    if workers == 1:
+        uvicorn.run(application, host=host, port=port, log_level=log_level)
+        return
+    import os
+
+    application.state.fieldscan.engine.dispose()  # each worker opens its own connections
+    if data_dir is not None:  # the workers read their settings from the environment
+        os.environ["FIELDSCAN_DATA_DIR"] = str(data_dir)
+    uvicorn.run(
+        "service.main:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        log_level=log_level,
+        workers=workers,
+    )

@@ -231,6 +231,43 @@ class Outbox:
             (reason,),
         )
 
+    def mark_outcomes(
+        self,
+        *,
+        sent: Sequence[tuple[str, str]] = (),
+        refused: Sequence[tuple[str, str]] = (),
+        failed: Sequence[tuple[str, str]] = (),
+    ) -> None:
+        """Record a whole batch's answers in one transaction (one flush to disk, not one each).
+
+        ``sent`` holds ``(uuid, server_ref)``, ``refused`` and ``failed`` ``(uuid, reason)``;
+        the same meaning as :meth:`mark_sent`, :meth:`mark_refused` and
+        :meth:`mark_failed_attempt`. All or none are recorded.
+        """
+        now = _now()
+        statements = (
+            (
+                "UPDATE outbox SET status = 'sent', server_ref = ?, last_error = NULL,"
+                " attempts = attempts + 1, updated_at = ? WHERE uuid = ?",
+                sent,
+            ),
+            (
+                "UPDATE outbox SET status = 'refused', last_error = ?, attempts = attempts + 1,"
+                " updated_at = ? WHERE uuid = ?",
+                refused,
+            ),
+            (
+                "UPDATE outbox SET last_error = ?, attempts = attempts + 1, updated_at = ?"
+                " WHERE uuid = ?",
+                failed,
+            ),
+        )
+        with self._transaction() as db:
+            for sql, pairs in statements:
+                for record_uuid, value in pairs:
+                    if db.execute(sql, (value, now, record_uuid)).rowcount == 0:
+                        raise UnknownRecordError(record_uuid)
+
     def mark_failed_attempt(self, record_uuid: str, error: str) -> None:
         """Sending failed for a transient reason (network, 5xx); the record stays pending."""
         self._update(

@@ -1,10 +1,14 @@
 """Push the outbox to the service: idempotent, in order, patient with a bad link.
 
-Each record is POSTed with the station's device key and its UUID as ``Idempotency-Key``,
+Records go in batches (``POST /api/v1/sync/batch``, one transaction on the service, one
+answer per record), each with the station's device key and its UUID as idempotency key,
 so a resend after any crash or lost answer returns the first result instead of a
-duplicate. Parents go before children (the child's URL names the parent's server id).
+duplicate. Parents go before children (a child names its parent's server id), so a
+batch holds records whose parents are already accepted. Attachments (multipart) are
+POSTed one by one.
 
-What an answer means for the record:
+What an answer means for the record (a batch's answer for the whole batch, or the
+status in one record's result):
 
 - 2xx: sent.
 - 401/403: the device key is revoked or wrong; stop, keep everything
@@ -12,7 +16,10 @@ What an answer means for the record:
 - 408, 409, 425, 429, 5xx, timeouts and connection errors: transient; the record stays
   pending and the loop backs off exponentially with jitter.
 - any other 4xx: the service refuses the content; the record is marked refused with the
-  service's field-level reason and kept for correction.
+  service's field-level reason and kept for correction. A whole batch refused this way
+  (413 too large, 422) is split in halves until the culprit is alone.
+
+Every answer of a batch is written to the outbox in one transaction.
 
 The station clock is never used for ordering; the service's ``Date`` header gives the
 offset between the two clocks, which ``sync status`` reports.
@@ -21,6 +28,7 @@ offset between the two clocks, which ``sync status`` reports.
 from __future__ import annotations
 
 import base64
+import json
 import random
 import threading
 from collections.abc import Callable
@@ -28,6 +36,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from functools import partial
 from typing import Any
 
 import httpx
@@ -37,6 +46,13 @@ from fieldscan.station.errors import DeviceKeyRejectedError, StationError
 from fieldscan.station.outbox import Outbox, OutboxRecord, RecordStatus
 
 API_PREFIX = "/api/v1"
+BATCH_PATH = f"{API_PREFIX}/sync/batch"
+#: Records per batch request at most (the service takes up to 200).
+MAX_BATCH_RECORDS = 100
+#: JSON bytes of record bodies per batch at most, well under the service's 8 MiB limit.
+MAX_BATCH_BYTES = 4 * 1024 * 1024
+#: Record kinds the batch endpoint creates (attachments are multipart, sent one by one).
+BATCH_KINDS = frozenset({SEIZURE, ITEM, FIELD_TEST, CUSTODY_EVENT})
 DEVICE_KEY_HEADER = "X-Device-Key"
 #: Statuses that mean "try again later", not "your record is wrong".
 TRANSIENT_STATUSES = frozenset({408, 409, 425, 429})
@@ -230,12 +246,7 @@ class SyncClient:
         TransientSyncError
             On a network error, timeout, or a transient status (the record stays pending).
         """
-        parent_ref = None
-        if record.parent_uuid is not None:
-            with self._lock:
-                parent_ref = self._server_refs.get(record.parent_uuid)
-                if parent_ref is None:
-                    parent_ref = self.outbox.get(record.parent_uuid).server_ref
+        parent_ref = self._parent_ref(record)
         try:
             response = self._request(record, parent_ref)
         except StationError as exc:
@@ -266,11 +277,7 @@ class SyncClient:
         if code in (401, 403):
             with self._lock:
                 self.outbox.mark_failed_attempt(record.uuid, reason)
-            raise DeviceKeyRejectedError(
-                f"the service refused this station's device key ({reason}): device key revoked "
-                "or invalid — your records are kept on this station; ask your administrator "
-                "for a new key, then run `fieldscan sync run` again"
-            )
+            raise _key_rejected(reason)
         if code in TRANSIENT_STATUSES or code >= 500:
             with self._lock:
                 self.outbox.mark_failed_attempt(record.uuid, reason)
@@ -282,7 +289,7 @@ class SyncClient:
 
     # -- passes and the loop ----------------------------------------------------------
 
-    def push(self, batch: int = 64) -> SyncReport:
+    def push(self, batch: int = 2 * MAX_BATCH_RECORDS) -> SyncReport:
         """Send everything that can be sent now, parents first; stop at the first transient error.
 
         Raises
@@ -298,13 +305,20 @@ class SyncClient:
                     ready = self.outbox.ready_to_send(limit=batch)
                 if not ready:
                     break
+                # Records read together never depend on each other: their parents are sent.
+                jobs: list[Callable[[], None]] = [
+                    partial(self.send, r, report) for r in ready if r.kind not in BATCH_KINDS
+                ]
+                jobs += [
+                    partial(self.send_batch, c, report)
+                    for c in _chunks([r for r in ready if r.kind in BATCH_KINDS])
+                ]
                 try:
                     if pool is None:
-                        for record in ready:
-                            self.send(record, report)
+                        for job in jobs:
+                            job()
                     else:
-                        # Records of one batch never depend on each other: their parents are sent.
-                        for future in [pool.submit(self.send, r, report) for r in ready]:
+                        for future in [pool.submit(job) for job in jobs]:
                             future.result()
                 except TransientSyncError as exc:
                     report.transient_failures += 1
@@ -315,6 +329,115 @@ class SyncClient:
                 pool.shutdown(wait=True)
             self._remember(report)
         return report
+
+    # -- batches ----------------------------------------------------------------------
+
+    def send_batch(self, records: list[OutboxRecord], report: SyncReport) -> None:
+        """Send records (parents already accepted) in one request; record every answer.
+
+        Raises
+        ------
+        DeviceKeyRejectedError
+            On 401/403 for the batch (the records stay pending).
+        TransientSyncError
+            On a network error, timeout, or a transient status (the records stay pending).
+        """
+        operations, sendable = [], []
+        for record in records:
+            parent_ref = self._parent_ref(record)
+            if record.kind != SEIZURE and parent_ref is None:
+                with self._lock:
+                    reason = f"not sent: a {record.kind} needs a parent already accepted"
+                    self.outbox.mark_refused(record.uuid, reason)
+                    report.refused += 1
+                    report.refused_reasons[record.uuid] = reason
+                continue
+            operations.append(
+                {
+                    "kind": record.kind,
+                    "key": record.uuid,
+                    "parent_id": parent_ref,
+                    "body": record.payload,
+                }
+            )
+            sendable.append(record)
+        if not sendable:
+            return
+        headers = {"X-Device-Time": self.clock().isoformat()}
+        try:
+            response = self._http.post(BATCH_PATH, headers=headers, json={"operations": operations})
+        except httpx.HTTPError as exc:
+            message = f"{type(exc).__name__}: {exc or 'no answer'}"
+            self._all_failed(sendable, message)
+            raise TransientSyncError(f"service unreachable ({message})") from exc
+        self._note_clock(response, report)
+        code = response.status_code
+        if code == 200:
+            self._batch_answered(sendable, response, report)
+            return
+        reason = refusal_reason(response)
+        if code in (401, 403):
+            self._all_failed(sendable, reason)
+            raise _key_rejected(reason)
+        if code in TRANSIENT_STATUSES or code >= 500:
+            self._all_failed(sendable, reason)
+            raise TransientSyncError(f"service busy or failing ({reason})")
+        if len(sendable) > 1:  # refused whole (too large, malformed): halve until it is alone
+            half = len(sendable) // 2
+            self.send_batch(sendable[:half], report)
+            self.send_batch(sendable[half:], report)
+            return
+        with self._lock:
+            self.outbox.mark_refused(sendable[0].uuid, reason)
+            report.refused += 1
+            report.refused_reasons[sendable[0].uuid] = reason
+
+    def _batch_answered(
+        self, records: list[OutboxRecord], response: httpx.Response, report: SyncReport
+    ) -> None:
+        try:
+            results = {str(r["key"]): r for r in response.json()["results"]}
+        except (ValueError, KeyError, TypeError) as exc:
+            self._all_failed(records, f"unreadable batch answer: {exc}")
+            raise TransientSyncError(f"unreadable batch answer from the service: {exc}") from exc
+        sent: list[tuple[str, str]] = []
+        refused: list[tuple[str, str]] = []
+        failed: list[tuple[str, str]] = []
+        for record in records:
+            result = results.get(record.uuid)
+            if result is None:
+                failed.append((record.uuid, "the service's batch answer left this record out"))
+                continue
+            code = int(result.get("status_code") or 0)
+            body = result.get("body")
+            if 200 <= code < 300:
+                ref = body.get("id") if isinstance(body, dict) else None
+                sent.append((record.uuid, str(ref or record.uuid)))
+            else:
+                reason = refusal_reason(httpx.Response(code, json=body))
+                if code in TRANSIENT_STATUSES or code >= 500:
+                    failed.append((record.uuid, reason))
+                else:
+                    refused.append((record.uuid, reason))
+        with self._lock:
+            self.outbox.mark_outcomes(sent=sent, refused=refused, failed=failed)
+            self._server_refs.update(sent)
+            report.sent += len(sent)
+            report.refused += len(refused)
+            report.refused_reasons.update(refused)
+        if failed:
+            raise TransientSyncError(f"service busy or failing ({failed[0][1]})")
+
+    def _all_failed(self, records: list[OutboxRecord], message: str) -> None:
+        with self._lock:
+            self.outbox.mark_outcomes(failed=[(r.uuid, message) for r in records])
+
+    def _parent_ref(self, record: OutboxRecord) -> str | None:
+        if record.parent_uuid is None:
+            return None
+        with self._lock:
+            ref = self._server_refs.get(record.parent_uuid)
+            return ref if ref is not None else self.outbox.get(record.parent_uuid).server_ref
 
     def _remember(self, report: SyncReport) -> None:
         with self._lock:
@@ -372,6 +495,32 @@ class SyncClient:
             return stop.wait(seconds)
         self.sleep(seconds)
         return stop.is_set()
+
+
+def _key_rejected(reason: str) -> DeviceKeyRejectedError:
+    return DeviceKeyRejectedError(
+        f"the service refused this station's device key ({reason}): device key revoked "
+        "or invalid — your records are kept on this station; ask your administrator "
+        "for a new key, then run `fieldscan sync run` again"
+    )
+
+
+def _chunks(records: list[OutboxRecord]) -> list[list[OutboxRecord]]:
+    """Records in send order, cut into batches by count and by body size."""
+    out: list[list[OutboxRecord]] = []
+    current: list[OutboxRecord] = []
+    size = 0
+    for record in records:
+        # Spectra dominate: about 20 bytes per number as JSON.
+        n = len(json.dumps(record.payload, separators=(",", ":")))
+        if current and (len(current) >= MAX_BATCH_RECORDS or size + n > MAX_BATCH_BYTES):
+            out.append(current)
+            current, size = [], 0
+        current.append(record)
+        size += n
+    if current:
+        out.append(current)
+    return out
 
 
 def pending_summary(outbox: Outbox) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from sqlmodel import Session
 
 from service import audit, crud
 from service.audit import AuditSettings, CheckpointSigner
+from service.core import authcache
 from service.core.config import Settings
 from service.core.security import decode_access_token
 from service.errors import AuthenticationError
@@ -91,10 +92,17 @@ def get_principal(
 ) -> Principal:
     """A device key (field stations) or a bearer token (people)."""
     if device_key:
+        cached = authcache.device_keys.get(device_key)
+        if cached is not None:
+            return cached
+        generation = authcache.device_keys.generation()
         try:
-            return crud.principal_for_device_key(session=session, key=device_key)
+            principal = crud.principal_for_device_key(session=session, key=device_key)
         except AuthenticationError as exc:
             raise _unauthorized(str(exc)) from None
+        # Valid keys only, briefly: see service.core.authcache for the revocation bound.
+        authcache.device_keys.put(device_key, principal, generation=generation)
+        return principal
     return crud.principal_for_user(get_current_user(session, state, token))
 
 

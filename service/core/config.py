@@ -37,10 +37,18 @@ class Settings(BaseSettings):
     #: Public keys (hex) of other instances' checkpoint keys that verification trusts,
     #: besides this instance's own; instances behind a balancer may share one key file instead.
     trusted_checkpoint_keys: list[str] = Field(default_factory=list)
+    #: Private keys of this instance's agencies for exchange packages (issue 8);
+    #: default ``data_dir/exchange_keys``.
+    exchange_key_dir: Path | None = None
     #: A checkpoint is signed automatically every this many audit events.
     checkpoint_every: int = Field(default=1000, ge=1)
     #: Request bodies larger than this get 413.
     max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    #: Except exchange package imports (API and UI), up to this (a first package of years
+    #: of seizures with raw spectra is large); the package reader refuses more than 512 MiB.
+    exchange_max_package_bytes: int = Field(
+        default=512 * 1024 * 1024, ge=1024, le=512 * 1024 * 1024
+    )
     #: A laboratory net mass this much (percent) below the field net mass is a discrepancy.
     mass_tolerance_percent: float = Field(default=5.0, ge=0, le=100)
     #: argon2 cost; tests lower it, production keeps the library defaults.
@@ -59,3 +67,8 @@ class Settings(BaseSettings):
     def signing_key_path(self) -> Path:
         """Where the checkpoint signing key lives."""
         return self.signing_key_file or self.data_dir / "checkpoint_ed25519.pem"
+
+    @property
+    def exchange_keys_path(self) -> Path:
+        """Where the agencies' exchange signing and encryption keys live."""
+        return self.exchange_key_dir or self.data_dir / "exchange_keys"

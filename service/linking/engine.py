@@ -1,11 +1,15 @@
-"""Correlation of one seizure against the indexed attribute keys of its agency's seizures.
+"""Correlation of one seizure against the indexed attribute keys of every seizure it may
+be linked to: its agency's own, and those of other agencies shared with it or able to read it.
 
-:func:`correlate_seizure` runs when a seizure (or one of its items, field tests or
-laboratory results) is written. It rebuilds that seizure's :class:`LinkKey` rows, then
-asks the index once per key (``(agency_id, key, at)``, each answer capped), so the work
-depends on how many keys the seizure has and how many seizures share them, never on how
-many seizures exist. The reasons found become a :class:`SeizureLink` per pair, written
-and audited like every other record.
+:func:`correlate_seizure` runs for a seizure after it (or one of its items, field tests or
+laboratory results) is written: the write path queues it (:mod:`.worker`) and a worker
+correlates it after the commit. It rebuilds that seizure's :class:`LinkKey` rows (one per
+key and audience) and spectral fingerprints, then asks the index for every key in one
+statement (each key's answer capped), so the work depends on how many keys the seizure has
+and how many seizures share them, never on how many seizures exist. The reasons found
+become a :class:`SeizureLink` per agency that owns one seizure of the pair and may read
+the other, written and audited like every other record; a pair across two agencies also
+raises a :class:`LinkAlert` for each of them.
 """
 
 from __future__ import annotations
@@ -14,22 +18,39 @@ import hashlib
 import json
 import re
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, insert, or_, select
+import numpy as np
+from sqlalchemy import Integer, String, Uuid, bindparam, delete, insert, or_, select
 from sqlalchemy import text as sql_text
+from sqlalchemy.sql.elements import BindParameter
 from sqlmodel import Session, col
 
 from service import audit
-from service.core.types import utcnow
+from service.core.types import UtcDateTime, utcnow
 from service.errors import NotFoundError, PreconditionFailedError
-from service.linking.models import LinkKey, LinkReason, LinkStatus, ReasonKind, SeizureLink
+from service.linking import spectral
+from service.linking.models import (
+    EVERYONE,
+    LinkAlert,
+    LinkKey,
+    LinkReason,
+    LinkSpectrum,
+    LinkStatus,
+    ReasonKind,
+    SeizureLink,
+)
 from service.linking.precursors import SubstanceRelations, library_relations
-from service.models import FieldTest, Item, LabResult, Seizure, Verdict
+from service.models import VERSIONED, FieldTest, Item, LabResult, Seizure, Verdict
 from service.principal import SYSTEM_ROLE, Principal
+from service.sharing import SharingLevel
+
+# Alerts are versioned records too (audit verification checks each row's newest version);
+# service.models cannot name them itself (it is imported by this package's models).
+VERSIONED["link_alert"] = LinkAlert
 
 #: How much one reason of each kind says on its own; reasons combine as a noisy-OR.
 WEIGHTS: dict[ReasonKind, float] = {
@@ -39,6 +60,7 @@ WEIGHTS: dict[ReasonKind, float] = {
     ReasonKind.PERSON: 0.7,
     ReasonKind.COMPANY: 0.5,
     ReasonKind.CHEMICAL_PROFILE: 0.45,
+    ReasonKind.RAW_SPECTRUM: 0.4,
     ReasonKind.PRECURSOR: 0.3,
     ReasonKind.ROUTE: 0.25,
 }
@@ -53,9 +75,18 @@ FRACTION_TOLERANCE = 0.10
 MAX_MATCHES_PER_KEY = 50
 #: Route and precursor hints: at most this many seizures per key, the nearest in time.
 MAX_WEAK_MATCHES = 10
+#: Statements of the one-statement index lookup are sent in chunks of this many parts
+#: (SQLite allows 500 parts in a compound SELECT).
+_LOOKUP_CHUNK = 120
+#: Spectral band keys: at most this many seizures per band (newest first), and of those
+#: found, the ones sharing the most bands are verified on their stored spectra.
+MAX_BAND_MATCHES = 10
+MAX_SPECTRAL_CANDIDATES = 50
 
-# Key kinds that are not reasons themselves: substances feed precursor relations.
+# Key kinds that are not reasons themselves: substances feed precursor relations, spectral
+# bands find candidates whose stored spectra are then compared.
 _SUBSTANCE = "substance"
+_SPECTRUM_BAND = "spectrum_band"
 _EXACT_KINDS = {
     ReasonKind.AIR_WAYBILL.value,
     ReasonKind.CONTAINER.value,
@@ -79,6 +110,15 @@ class Key:
     detail: str
 
 
+@dataclass(frozen=True)
+class SpectrumRef:
+    """One field test's comparable spectrum (see :mod:`.spectral`)."""
+
+    field_test_id: uuid.UUID
+    kind: str
+    vector: np.ndarray[Any, np.dtype[np.float64]]
+
+
 @dataclass
 class CorrelationResult:
     """What one correlation did: the seizure's links now, and how much work it took."""
@@ -88,6 +128,7 @@ class CorrelationResult:
     candidates: int
     created: int = 0
     updated: int = 0
+    alerts: int = 0
     links: list[SeizureLink] = field(default_factory=list)
 
 
@@ -117,6 +158,7 @@ def seizure_keys(
     substances: Iterable[str],
     profiles: Iterable[dict[str, float]],
     relations: SubstanceRelations,
+    spectra: Iterable[spectral.Fingerprint] = (),
 ) -> list[Key]:
     """The normalised attribute keys of one seizure (pure; duplicates removed)."""
     keys: dict[str, Key] = {}
@@ -169,6 +211,9 @@ def seizure_keys(
         agents = sorted(n for n in profile if n != main)
         key = f"chemical_profile:{main}|{','.join(agents)}"
         add(ReasonKind.CHEMICAL_PROFILE.value, key, json.dumps(profile, sort_keys=True))
+    for print_ in spectra:
+        for band in print_.band_keys():
+            add(_SPECTRUM_BAND, band, print_.kind)
     return list(keys.values())
 
 
@@ -231,193 +276,42 @@ def _reason_dicts(reasons: Iterable[LinkReason]) -> list[dict[str, Any]]:
     return [unique[k].model_dump(mode="json") for k in sorted(unique)]
 
 
-# --------------------------------------------------------------------------- writing
+# --------------------------------------------------------------------------- pair reasons
 
 
-def write_link(
-    session: Session,
-    link: SeizureLink,
-    changes: dict[str, Any],
-    *,
-    actor: Principal,
-    action: str,
-    reason: str | None = None,
-) -> bool:
-    """A new audited version of ``link`` with ``changes``; False (nothing written) if no-op.
-
-    Compare-and-set on the version: a concurrent writer makes this fail with 412 rather
-    than silently losing one of the two changes.
-    """
-    changed = {k: v for k, v in changes.items() if getattr(link, k) != v}
-    if not changed:
-        return False
-    before = audit.digest_of(link)
-    old = link.version
-    table = SeizureLink.__table__  # type: ignore[attr-defined]
-    result = session.execute(
-        table.update()
-        .where(table.c.id == link.id, table.c.version == old)
-        .values(**changed, version=old + 1, updated_at=utcnow())
+def _spectrum_reason(
+    mine: Sequence[SpectrumRef], theirs: Sequence[SpectrumRef]
+) -> LinkReason | None:
+    """The most similar pair of spectra of one kind, if at or above the threshold."""
+    best: tuple[float, SpectrumRef, SpectrumRef] | None = None
+    for kind in sorted({r.kind for r in mine} & {r.kind for r in theirs}):
+        left = [r for r in mine if r.kind == kind]
+        right = [r for r in theirs if r.kind == kind]
+        found = spectral.best_similarity([r.vector for r in left], [r.vector for r in right])
+        if found is not None and (best is None or found[0] > best[0]):
+            best = (found[0], left[found[1]], right[found[2]])
+    if best is None or best[0] < spectral.SIMILARITY_THRESHOLD:
+        return None
+    similarity, a, b = best
+    return LinkReason(
+        kind=ReasonKind.RAW_SPECTRUM,
+        detail=f"highly similar raw spectra ({a.kind}): correlation {similarity:.3f}",
+        key=f"raw_spectrum:{a.field_test_id}>{b.field_test_id}",
     )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
-        raise PreconditionFailedError("seizure_link", old, "newer")
-    session.refresh(link)
-    audit.record_change(
-        session=session, actor=actor, row=link, action=action, reason=reason, before_digest=before
-    )
-    return True
-
-
-def _links_of(session: Session, seizure_id: uuid.UUID) -> list[SeizureLink]:
-    statement = select(SeizureLink).where(
-        or_(
-            col(SeizureLink.seizure_a_id) == seizure_id, col(SeizureLink.seizure_b_id) == seizure_id
-        )
-    )
-    return list(session.execute(statement).scalars())
-
-
-# --------------------------------------------------------------------------- correlation
-
-
-def _collect_keys(session: Session, seizure: Seizure, relations: SubstanceRelations) -> list[Key]:
-    substances: list[str] = []
-    profiles: list[dict[str, float]] = []
-    items = session.execute(
-        select(col(Item.id), col(Item.substance)).where(col(Item.seizure_id) == seizure.id)
-    )
-    item_ids = []
-    for item_id, substance in items:
-        item_ids.append(item_id)
-        if substance:
-            substances.append(substance)
-    # The identification only: the raw spectra are large and not needed here.
-    tests = select(
-        col(FieldTest.verdict), col(FieldTest.main_substance), col(FieldTest.identification_json)
-    ).where(col(FieldTest.seizure_id) == seizure.id)
-    for verdict, main, ident in session.execute(tests):
-        names, profile = _identification_substances(verdict, main, ident, relations)
-        substances.extend(names)
-        if profile:
-            profiles.append(profile)
-    if item_ids:
-        lab = select(col(LabResult.substance)).where(col(LabResult.item_id).in_(item_ids))
-        substances.extend(s for (s,) in session.execute(lab) if s)
-    return seizure_keys(seizure, substances=substances, profiles=profiles, relations=relations)
-
-
-def _lookup(
-    session: Session, seizure: Seizure, key: str, window: timedelta | None = None
-) -> list[LinkKey]:
-    """Other seizures of the agency with ``key``; with a ``window``, the nearest in time.
-
-    Windowed keys (route, precursor) are weak hints shared by many seizures: only the
-    :data:`MAX_WEAK_MATCHES` closest in time count, found by one index range scan each
-    side of the seizure's date.
-    """
-    base = select(LinkKey).where(
-        col(LinkKey.agency_id) == seizure.agency_id,
-        col(LinkKey.key) == key,
-        col(LinkKey.seizure_id) != seizure.id,
-    )
-    if window is None:
-        newest = base.order_by(col(LinkKey.at).desc()).limit(MAX_MATCHES_PER_KEY)
-        return list(session.execute(newest).scalars())
-    at = seizure.seized_at
-    before = base.where(col(LinkKey.at) <= at, col(LinkKey.at) >= at - window)
-    after = base.where(col(LinkKey.at) > at, col(LinkKey.at) <= at + window)
-    rows = list(
-        session.execute(before.order_by(col(LinkKey.at).desc()).limit(MAX_WEAK_MATCHES)).scalars()
-    )
-    rows += session.execute(after.order_by(col(LinkKey.at)).limit(MAX_WEAK_MATCHES)).scalars()
-    rows.sort(key=lambda row: (abs(row.at - at), row.seizure_id))
-    return rows[:MAX_WEAK_MATCHES]
-
-
-def _substance(key: Key) -> str:
-    """The canonical substance name of a ``substance:`` key (the key itself, not its detail)."""
-    return key.key.removeprefix("substance:")
-
-
-def _related(name: str, relations: SubstanceRelations) -> list[tuple[str, str]]:
-    """``(precursor, drug)`` pairs that involve the substance ``name``."""
-    pairs = [(name, drug) for drug in relations.drugs_of.get(name, ())]
-    pairs += [(pre, name) for pre in relations.precursors_of.get(name, ())]
-    return sorted(pairs)
-
-
-def _keys_touched(keys: Iterable[Key], relations: SubstanceRelations) -> set[str]:
-    """The keys a correlation writes or reads."""
-    touched = set()
-    for key in keys:
-        touched.add(key.key)
-        if key.kind == _SUBSTANCE:
-            touched.update(
-                f"substance:{n}" for pair in _related(_substance(key), relations) for n in pair
-            )
-    return touched
-
-
-def _lock_keys(session: Session, agency_id: uuid.UUID, keys: set[str]) -> None:
-    """Serialise correlations that share a key, until the transaction ends (PostgreSQL).
-
-    Without it, two seizures sharing a reference and arriving at the same moment would each
-    look for the other before it is committed, and never be linked. SQLite runs one write
-    transaction at a time anyway. Locks are taken in one sorted statement: no deadlock
-    between two correlations.
-    """
-    if not keys or session.get_bind().dialect.name != "postgresql":
-        return
-    ids = sorted({_lock_id(f"{agency_id}:{k}") for k in keys})
-    session.execute(
-        sql_text(
-            "SELECT pg_advisory_xact_lock(:space, k) FROM unnest(CAST(:ids AS integer[])) AS k "
-            "ORDER BY k"
-        ),
-        {"space": _LOCK_SPACE, "ids": ids},
-    )
-
-
-#: First half of the two-integer advisory lock keys (its own space: the audit chain's
-#: single-bigint lock can never collide with it).
-_LOCK_SPACE = 0x6C696E6B  # "link"
-
-
-def _lock_id(text_key: str) -> int:
-    return int.from_bytes(hashlib.sha256(text_key.encode()).digest()[:4], "big", signed=True)
-
-
-def _candidates(
-    session: Session, seizure: Seizure, keys: list[Key], relations: SubstanceRelations
-) -> set[uuid.UUID]:
-    """Other seizures sharing a key (or a precursor relation) with ``seizure``: one capped
-    index query per key."""
-    found: set[uuid.UUID] = set()
-    for mine in keys:
-        if mine.kind in _EXACT_KINDS or mine.kind == ReasonKind.CHEMICAL_PROFILE.value:
-            found.update(row.seizure_id for row in _lookup(session, seizure, mine.key))
-        elif mine.kind == ReasonKind.ROUTE.value:
-            rows = _lookup(session, seizure, mine.key, ROUTE_WINDOW)
-            found.update(row.seizure_id for row in rows)
-        elif mine.kind == _SUBSTANCE:
-            name = _substance(mine)
-            for precursor, drug in _related(name, relations):
-                other = drug if precursor == name else precursor
-                rows = _lookup(session, seizure, f"substance:{other}", PRECURSOR_WINDOW)
-                found.update(row.seizure_id for row in rows)
-    return found
 
 
 def pair_reasons(
     a: tuple[uuid.UUID, datetime, Sequence[Key]],
     b: tuple[uuid.UUID, datetime, Sequence[Key]],
     relations: SubstanceRelations,
+    spectra: Mapping[uuid.UUID, Sequence[SpectrumRef]] | None = None,
 ) -> list[LinkReason]:
     """Every reason linking two seizures, each given as ``(id, seized_at, keys)`` (pure).
 
-    Symmetric: the same reasons, worded the same, whichever seizure comes first.
+    ``spectra`` maps a seizure id to its field tests' comparable spectra. Symmetric: the
+    same reasons, worded the same, whichever seizure comes first.
     """
-    (_, at_a, keys_a), (_, at_b, keys_b) = sorted((a, b), key=lambda s: s[0])
+    (id_a, at_a, keys_a), (id_b, at_b, keys_b) = sorted((a, b), key=lambda s: s[0])
     apart = abs(at_a - at_b)
     theirs = {k.key: k for k in keys_b}
     reasons: list[LinkReason] = []
@@ -457,7 +351,469 @@ def pair_reasons(
                             key=f"precursor:{precursor}>{drug}",
                         )
                     )
+    if spectra:
+        reason = _spectrum_reason(spectra.get(id_a, ()), spectra.get(id_b, ()))
+        if reason is not None:
+            reasons.append(reason)
     return reasons
+
+
+def redacted_reasons(
+    reasons: Iterable[dict[str, Any]], own_keys: Iterable[Key]
+) -> list[dict[str, Any]]:
+    """Reasons as the owner of one seizure may see them without reading the other seizure.
+
+    Only what it already knows stays: its own value of a shared reference, person, company
+    or route, and the kind of every other reason (no fractions, dates, similarity or the
+    other seizure's substances).
+    """
+    own = {k.key: k for k in own_keys}
+    shown: list[LinkReason] = []
+    for reason in reasons:
+        kind = ReasonKind(reason["kind"])
+        key = str(reason["key"])
+        mine = own.get(key)
+        if kind.value in _EXACT_KINDS:
+            label = kind.value.replace("_", " ")
+            detail = f"same {label}: {mine.detail}" if mine else f"same {label}"
+        elif kind == ReasonKind.ROUTE:
+            detail = f"same route {mine.detail}" if mine else "same route"
+        elif kind == ReasonKind.CHEMICAL_PROFILE:
+            detail = "same main substance and cutting agents, fractions within tolerance"
+        elif kind == ReasonKind.RAW_SPECTRUM:
+            detail, key = "highly similar raw spectra", "raw_spectrum"
+        else:
+            detail, key = "precursor and drug of one another", "precursor"
+        shown.append(LinkReason(kind=kind, detail=detail, key=key))
+    return _reason_dicts(shown)
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def write_link(
+    session: Session,
+    link: SeizureLink,
+    changes: dict[str, Any],
+    *,
+    actor: Principal,
+    action: str,
+    reason: str | None = None,
+) -> bool:
+    """A new audited version of ``link`` with ``changes``; False (nothing written) if no-op.
+
+    Compare-and-set on the version: a concurrent writer makes this fail with 412 rather
+    than silently losing one of the two changes.
+    """
+    changed = {k: v for k, v in changes.items() if getattr(link, k) != v}
+    if not changed:
+        return False
+    before = audit.digest_of(link)
+    old = link.version
+    table = SeizureLink.__table__  # type: ignore[attr-defined]
+    result = session.execute(
+        table.update()
+        .where(table.c.id == link.id, table.c.version == old)
+        .values(**changed, version=old + 1, updated_at=utcnow())
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        raise PreconditionFailedError("seizure_link", old, "newer")
+    session.refresh(link)
+    audit.record_change(
+        session=session, actor=actor, row=link, action=action, reason=reason, before_digest=before
+    )
+    return True
+
+
+def _links_of(session: Session, seizure_id: uuid.UUID) -> list[SeizureLink]:
+    """Every agency's link rows of the seizure."""
+    statement = select(SeizureLink).where(
+        or_(
+            col(SeizureLink.seizure_a_id) == seizure_id, col(SeizureLink.seizure_b_id) == seizure_id
+        )
+    )
+    return list(session.execute(statement).scalars())
+
+
+# --------------------------------------------------------------------------- who reads what
+
+
+def reads(agency_id: uuid.UUID, seizure: Any) -> bool:
+    """Whether ``agency_id`` may read ``seizure`` (any object with ``agency_id``, ``sharing``
+    and ``shared_with``): its own, shared with all, or shared with it by name."""
+    if seizure.agency_id == agency_id or seizure.sharing == SharingLevel.ALL:
+        return True
+    partners = {str(p) for p in seizure.shared_with or []}
+    return seizure.sharing == SharingLevel.PARTNERS and str(agency_id) in partners
+
+
+def audiences(seizure: Any) -> list[uuid.UUID]:
+    """The ``LinkKey.audience_id`` values of a seizure's keys (see :class:`LinkKey`)."""
+    if seizure.sharing == SharingLevel.ALL:
+        return [EVERYONE]
+    found = {seizure.agency_id}
+    if seizure.sharing == SharingLevel.PARTNERS:
+        found.update(uuid.UUID(str(p)) for p in seizure.shared_with or [])
+    return sorted(found)
+
+
+def _scopes(seizure: Any) -> list[uuid.UUID | None]:
+    """Audiences whose keys a correlation of ``seizure`` reads (None: every key).
+
+    The owner's and everyone's: seizures the owner may read. The partners': seizures whose
+    owner may read this one (a partner's own seizures carry its audience). A seizure shared
+    with all may be read by every owner, so every key counts.
+    """
+    if seizure.sharing == SharingLevel.ALL:
+        return [None]
+    return [*sorted(set(audiences(seizure)) | {EVERYONE})]
+
+
+# --------------------------------------------------------------------------- correlation
+
+
+def _fingerprints(
+    session: Session, seizure_id: uuid.UUID, tests: Sequence[tuple[uuid.UUID, str, str]]
+) -> tuple[list[spectral.Fingerprint], list[SpectrumRef]]:
+    """Fingerprints of the seizure's field tests ``(id, kind, spectrum digest)``: stored
+    ones reused, new spectra computed.
+
+    A stored fingerprint is reused while the test's spectrum digest is unchanged, so a
+    re-correlation reads no raw spectrum.
+    """
+    stored = {
+        row.field_test_id: row
+        for row in session.execute(
+            select(
+                col(LinkSpectrum.field_test_id),
+                col(LinkSpectrum.kind),
+                col(LinkSpectrum.spectrum_sha256),
+                col(LinkSpectrum.vector),
+                col(LinkSpectrum.bands),
+            ).where(col(LinkSpectrum.seizure_id) == seizure_id)
+        )
+    }
+    current = {t[0] for t in tests}
+    stale = [test_id for test_id in stored if test_id not in current]
+    fresh: list[dict[str, Any]] = []
+    prints: list[spectral.Fingerprint] = []
+    refs: list[SpectrumRef] = []
+    for test_id, kind, digest in tests:
+        row = stored.get(test_id)
+        if row is not None and row.spectrum_sha256 == digest and row.kind == kind:
+            if row.vector is None:
+                continue
+            bands = tuple(int(h, 16) for h in row.bands.split(","))
+            vector = spectral.unpack(row.vector)
+        else:
+            axis, values = session.execute(
+                select(col(FieldTest.axis_f64le), col(FieldTest.intensities_f64le)).where(
+                    col(FieldTest.id) == test_id
+                )
+            ).one()
+            computed = spectral.fingerprint(
+                kind, np.frombuffer(axis, dtype="<f8"), np.frombuffer(values, dtype="<f8")
+            )
+            if row is not None:
+                stale.append(test_id)
+            packed = spectral.pack(computed.vector) if computed else None
+            fresh.append(
+                {
+                    "field_test_id": test_id,
+                    "seizure_id": seizure_id,
+                    "kind": kind,
+                    "spectrum_sha256": digest,
+                    "vector": packed,
+                    "bands": ",".join(f"{b:x}" for b in computed.bands) if computed else "",
+                }
+            )
+            if computed is None or packed is None:
+                continue
+            bands, vector = computed.bands, spectral.unpack(packed)  # as the others read it
+        prints.append(spectral.Fingerprint(kind=kind, vector=vector, bands=bands))
+        refs.append(SpectrumRef(field_test_id=test_id, kind=kind, vector=vector))
+    if stale:
+        session.execute(delete(LinkSpectrum).where(col(LinkSpectrum.field_test_id).in_(stale)))
+    if fresh:
+        session.execute(insert(LinkSpectrum), fresh)
+    return prints, refs
+
+
+def _collect_keys(
+    session: Session, seizure: Seizure, relations: SubstanceRelations
+) -> tuple[list[Key], list[SpectrumRef]]:
+    substances: list[str] = []
+    profiles: list[dict[str, float]] = []
+    items = session.execute(
+        select(col(Item.id), col(Item.substance)).where(col(Item.seizure_id) == seizure.id)
+    )
+    item_ids = []
+    for item_id, substance in items:
+        item_ids.append(item_id)
+        if substance:
+            substances.append(substance)
+    # The identification only: raw spectra are read by _fingerprints, and only when new.
+    tests = select(
+        col(FieldTest.id),
+        col(FieldTest.spectrum_kind),
+        col(FieldTest.spectrum_sha256),
+        col(FieldTest.verdict),
+        col(FieldTest.main_substance),
+        col(FieldTest.identification_json),
+    ).where(col(FieldTest.seizure_id) == seizure.id)
+    spectra: list[tuple[uuid.UUID, str, str]] = []
+    for test_id, kind, digest, verdict, main, ident in session.execute(
+        tests.order_by(col(FieldTest.id))
+    ):
+        spectra.append((test_id, kind, digest))
+        names, profile = _identification_substances(verdict, main, ident, relations)
+        substances.extend(names)
+        if profile:
+            profiles.append(profile)
+    if item_ids:
+        lab = select(col(LabResult.substance)).where(col(LabResult.item_id).in_(item_ids))
+        substances.extend(s for (s,) in session.execute(lab) if s)
+    prints, refs = _fingerprints(session, seizure.id, spectra)
+    keys = seizure_keys(
+        seizure, substances=substances, profiles=profiles, relations=relations, spectra=prints
+    )
+    return keys, refs
+
+
+@dataclass(frozen=True)
+class _Wanted:
+    """One index question: seizures with ``key``; newest ``cap``, or the ``cap`` nearest in
+    time within ``window``."""
+
+    key: str
+    window: timedelta | None
+    cap: int
+
+
+def _lookup_sql(
+    seizure: Any, wanted: Sequence[_Wanted], first: int
+) -> tuple[list[str], list[BindParameter[Any]]]:
+    """SQL parts (one index range scan each, with its own limit) and their parameters.
+
+    Written as text, so a statement of a given shape is compiled once and reused: building
+    it with SQLAlchemy constructs cost more than running it.
+    """
+    params: list[BindParameter[Any]] = [bindparam("me", seizure.id, type_=Uuid())]
+    scopes = _scopes(seizure)
+    scope_sql: list[str] = []
+    for n, scope in enumerate(scopes):
+        if scope is None:
+            scope_sql.append("")
+        else:
+            params.append(bindparam(f"s{n}", scope, type_=Uuid()))
+            scope_sql.append(f" AND audience_id = :s{n}")
+    at = seizure.seized_at
+    windowed = any(w.window is not None for w in wanted)
+    if windowed:
+        params.append(bindparam("at", at, type_=UtcDateTime()))
+    parts: list[str] = []
+    for offset, question in enumerate(wanted):
+        i = first + offset
+        params.append(bindparam(f"k{i}", question.key, type_=String()))
+        base = f"FROM link_key WHERE key = :k{i} AND seizure_id <> :me"
+        ranges: list[tuple[str, str]] = []
+        if question.window is None:
+            ranges.append(("", "at DESC"))
+        else:
+            params.append(bindparam(f"lo{i}", at - question.window, type_=UtcDateTime()))
+            params.append(bindparam(f"hi{i}", at + question.window, type_=UtcDateTime()))
+            ranges.append((f" AND at <= :at AND at >= :lo{i}", "at DESC"))
+            ranges.append((f" AND at > :at AND at <= :hi{i}", "at"))
+        for in_scope in scope_sql:
+            for where, order in ranges:
+                inner = (
+                    f"SELECT seizure_id, at {base}{in_scope}{where} "
+                    f"ORDER BY {order} LIMIT {int(question.cap)}"
+                )
+                parts.append(f"SELECT seizure_id, at, {i} AS q FROM ({inner}) AS t{len(parts)}")
+    return parts, params
+
+
+def _lookup(
+    session: Session, seizure: Any, wanted: Sequence[_Wanted]
+) -> dict[int, list[tuple[uuid.UUID, datetime]]]:
+    """Answers to every index question, in as few statements as SQLite allows.
+
+    Each part is an index range scan with its own limit (PostgreSQL: ``(audience_id,
+    key, at)``, or ``(key, at)`` for a seizure shared with all), so a key shared by
+    millions of seizures costs no more than ``cap`` rows.
+    """
+    per_question = len(_scopes(seizure)) * 2
+    step = max(1, _LOOKUP_CHUNK // per_question)
+    found: dict[int, list[tuple[uuid.UUID, datetime]]] = {}
+    for first in range(0, len(wanted), step):
+        parts, params = _lookup_sql(seizure, wanted[first : first + step], first)
+        statement = (
+            sql_text(" UNION ALL ".join(parts))
+            .bindparams(*params)
+            .columns(seizure_id=Uuid(), at=UtcDateTime(), q=Integer())
+        )
+        for seizure_id, at, q in session.execute(statement):
+            found.setdefault(int(q), []).append((seizure_id, _as_utc(at)))
+    return found
+
+
+_INFO_COLUMNS = (
+    col(Seizure.id),
+    col(Seizure.agency_id),
+    col(Seizure.sharing),
+    col(Seizure.shared_with),
+    col(Seizure.seized_at),
+)
+
+
+def _seizure_info(session: Session, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Any]:
+    """Owner, sharing and date of seizures (columns only: no ORM rows)."""
+    wanted = sorted(set(ids))
+    found: dict[uuid.UUID, Any] = {}
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start : start + 500]
+        rows = session.execute(select(*_INFO_COLUMNS).where(col(Seizure.id).in_(chunk)))
+        found.update({row.id: row for row in rows})
+    return found
+
+
+def _verified_spectra(
+    session: Session, ids: Sequence[uuid.UUID], mine: Sequence[SpectrumRef]
+) -> set[uuid.UUID]:
+    """Those of ``ids`` with a stored spectrum highly similar to one of ``mine``."""
+    if not ids or not mine:
+        return set()
+    theirs: dict[uuid.UUID, list[SpectrumRef]] = {}
+    rows = session.execute(
+        select(
+            col(LinkSpectrum.seizure_id),
+            col(LinkSpectrum.field_test_id),
+            col(LinkSpectrum.kind),
+            col(LinkSpectrum.vector),
+        ).where(col(LinkSpectrum.seizure_id).in_(list(ids)), col(LinkSpectrum.vector).is_not(None))
+    )
+    for seizure_id, test_id, kind, vector in rows:
+        theirs.setdefault(seizure_id, []).append(
+            SpectrumRef(field_test_id=test_id, kind=kind, vector=spectral.unpack(vector))
+        )
+    return {sid for sid, refs in theirs.items() if _spectrum_reason(mine, refs) is not None}
+
+
+def _candidates(
+    session: Session,
+    seizure: Seizure,
+    keys: list[Key],
+    relations: SubstanceRelations,
+    spectra: Sequence[SpectrumRef] = (),
+) -> tuple[set[uuid.UUID], dict[uuid.UUID, Any]]:
+    """Other seizures sharing a key (or a precursor relation, or a highly similar spectrum)
+    with ``seizure`` that either owner may read: the index questions of all keys in one
+    statement, each capped.
+
+    Spectral bands only propose: the seizures sharing the most bands are verified on
+    their stored spectra before they count.
+    """
+    wanted: list[_Wanted] = []
+    kinds: list[str] = []
+    for mine in keys:
+        if mine.kind in _EXACT_KINDS or mine.kind == ReasonKind.CHEMICAL_PROFILE.value:
+            wanted.append(_Wanted(mine.key, None, MAX_MATCHES_PER_KEY))
+            kinds.append("exact")
+        elif mine.kind == _SPECTRUM_BAND:
+            wanted.append(_Wanted(mine.key, None, MAX_BAND_MATCHES))
+            kinds.append("band")
+        elif mine.kind == ReasonKind.ROUTE.value:
+            wanted.append(_Wanted(mine.key, ROUTE_WINDOW, MAX_WEAK_MATCHES))
+            kinds.append("weak")
+        elif mine.kind == _SUBSTANCE:
+            name = _substance(mine)
+            for precursor, drug in _related(name, relations):
+                other = drug if precursor == name else precursor
+                wanted.append(_Wanted(f"substance:{other}", PRECURSOR_WINDOW, MAX_WEAK_MATCHES))
+                kinds.append("weak")
+    answers = _lookup(session, seizure, wanted)
+    shared_bands: dict[uuid.UUID, int] = {}
+    for index, kind in enumerate(kinds):
+        if kind == "band":
+            for sid in {sid for sid, _ in answers.get(index, ())}:
+                shared_bands[sid] = shared_bands.get(sid, 0) + 1
+    proposed = sorted(shared_bands, key=lambda sid: (-shared_bands[sid], sid))
+    verified = _verified_spectra(session, proposed[:MAX_SPECTRAL_CANDIDATES], spectra)
+    ids = {sid for i, rows in answers.items() if kinds[i] != "band" for sid, _ in rows}
+    info = _seizure_info(session, ids | verified)
+    allowed = {
+        sid
+        for sid, row in info.items()
+        if reads(seizure.agency_id, row) or reads(row.agency_id, seizure)
+    }
+    found = verified & allowed
+    at = _as_utc(seizure.seized_at)
+    for index, question in enumerate(wanted):
+        if kinds[index] == "band":
+            continue
+        hits = dict(sorted(answers.get(index, ())))  # one (id, at) per seizure
+        rows = [(sid, when) for sid, when in hits.items() if sid in allowed]
+        if kinds[index] == "weak":
+            rows.sort(key=lambda r: (abs(r[1] - at), r[0]))
+        else:
+            rows.sort(key=lambda r: (-r[1].timestamp(), r[0]))
+        found.update(sid for sid, _ in rows[: question.cap])
+    return found, {sid: info[sid] for sid in allowed}
+
+
+def _substance(key: Key) -> str:
+    """The canonical substance name of a ``substance:`` key (the key itself, not its detail)."""
+    return key.key.removeprefix("substance:")
+
+
+def _related(name: str, relations: SubstanceRelations) -> list[tuple[str, str]]:
+    """``(precursor, drug)`` pairs that involve the substance ``name``."""
+    pairs = [(name, drug) for drug in relations.drugs_of.get(name, ())]
+    pairs += [(pre, name) for pre in relations.precursors_of.get(name, ())]
+    return sorted(pairs)
+
+
+def _keys_touched(keys: Iterable[Key], relations: SubstanceRelations) -> set[str]:
+    """The keys a correlation writes or reads."""
+    touched = set()
+    for key in keys:
+        touched.add(key.key)
+        if key.kind == _SUBSTANCE:
+            touched.update(
+                f"substance:{n}" for pair in _related(_substance(key), relations) for n in pair
+            )
+    return touched
+
+
+def _lock_keys(session: Session, keys: set[str]) -> None:
+    """Serialise correlations that share a key, until the transaction ends (PostgreSQL).
+
+    Without it, two seizures sharing a reference and arriving at the same moment would each
+    look for the other before it is committed, and never be linked. Keys are locked across
+    agencies, as seizures of two agencies may be linked. SQLite runs one write transaction
+    at a time anyway. Locks are taken in one sorted statement: no deadlock between two
+    correlations.
+    """
+    if not keys or session.get_bind().dialect.name != "postgresql":
+        return
+    ids = sorted({_lock_id(k) for k in keys})
+    session.execute(
+        sql_text(
+            "SELECT pg_advisory_xact_lock(:space, k) FROM unnest(CAST(:ids AS integer[])) AS k "
+            "ORDER BY k"
+        ),
+        {"space": _LOCK_SPACE, "ids": ids},
+    )
+
+
+#: First half of the two-integer advisory lock keys (its own space: the audit chain's
+#: single-bigint lock can never collide with it).
+_LOCK_SPACE = 0x6C696E6B  # "link"
+
+
+def _lock_id(text_key: str) -> int:
+    return int.from_bytes(hashlib.sha256(text_key.encode()).digest()[:4], "big", signed=True)
 
 
 def _next_status(link: SeizureLink, reasons: list[dict[str, Any]]) -> LinkStatus:
@@ -473,10 +829,12 @@ def _next_status(link: SeizureLink, reasons: list[dict[str, Any]]) -> LinkStatus
     return status
 
 
-def _same_keys(stored: Sequence[Any], keys: Sequence[Key], at: datetime) -> bool:
-    """Whether the stored index rows of a seizure are exactly ``keys`` at date ``at``."""
-    fresh = sorted((k.kind, k.key, k.detail or "") for k in keys)
-    old = sorted((row.kind, row.key, row.detail or "") for row in stored)
+def _same_keys(
+    stored: Sequence[Any], keys: Sequence[Key], audience: Sequence[uuid.UUID], at: datetime
+) -> bool:
+    """Whether the stored index rows of a seizure are exactly ``keys`` × ``audience`` at ``at``."""
+    fresh = sorted((k.kind, k.key, k.detail or "", str(a)) for k in keys for a in audience)
+    old = sorted((row.kind, row.key, row.detail or "", str(row.audience_id)) for row in stored)
     return fresh == old and all(_as_utc(row.at) == _as_utc(at) for row in stored)
 
 
@@ -485,14 +843,57 @@ def _as_utc(moment: datetime) -> datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
+def _system(agency_id: uuid.UUID) -> Principal:
+    return Principal(agency_id=agency_id, role=SYSTEM_ROLE)
+
+
+def _their_keys(
+    session: Session, others: set[uuid.UUID]
+) -> tuple[dict[uuid.UUID, tuple[datetime, list[Key]]], dict[uuid.UUID, list[SpectrumRef]]]:
+    """Index keys and comparable spectra of other seizures (each key once, not per audience)."""
+    keys: dict[uuid.UUID, tuple[datetime, dict[str, Key]]] = {}
+    spectra: dict[uuid.UUID, list[SpectrumRef]] = {}
+    wanted = sorted(others)
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start : start + 500]
+        rows = session.execute(
+            select(
+                col(LinkKey.seizure_id),
+                col(LinkKey.at),
+                col(LinkKey.kind),
+                col(LinkKey.key),
+                col(LinkKey.detail),
+            ).where(col(LinkKey.seizure_id).in_(chunk))
+        )
+        for seizure_id, at, kind, key, detail in rows:
+            entry = keys.setdefault(seizure_id, (_as_utc(at), {}))
+            entry[1].setdefault(key, Key(kind, key, detail or ""))
+        vectors = session.execute(
+            select(
+                col(LinkSpectrum.seizure_id),
+                col(LinkSpectrum.field_test_id),
+                col(LinkSpectrum.kind),
+                col(LinkSpectrum.vector),
+            )
+            .where(col(LinkSpectrum.seizure_id).in_(chunk), col(LinkSpectrum.vector).is_not(None))
+            .order_by(col(LinkSpectrum.field_test_id))
+        )
+        for seizure_id, test_id, kind, vector in vectors:
+            spectra.setdefault(seizure_id, []).append(
+                SpectrumRef(field_test_id=test_id, kind=kind, vector=spectral.unpack(vector))
+            )
+    return {s: (at, list(k.values())) for s, (at, k) in keys.items()}, spectra
+
+
 def correlate_seizure(
     session: Session, seizure_id: uuid.UUID, *, actor: Principal | None = None
 ) -> CorrelationResult:
     """Re-index one seizure and create or update its suggested links, in the caller's transaction.
 
     ``actor`` defaults to the system acting for the seizure's agency (the link engine); a
-    given actor must belong to that agency. Only seizures of the same agency are ever
-    correlated (sharing between agencies comes later). The caller commits.
+    given actor must belong to that agency. Candidates are the seizures the seizure's
+    agency may read, and those whose agency may read this seizure; each agency that owns
+    one side and may read the other gets its own link row. The caller commits.
 
     Raises
     ------
@@ -506,17 +907,23 @@ def correlate_seizure(
         actor is not None and actor.role != SYSTEM_ROLE and actor.scope != seizure.agency_id
     ):
         raise NotFoundError("seizure", seizure_id)
-    actor = actor or Principal(agency_id=seizure.agency_id, role=SYSTEM_ROLE)
     relations = library_relations()
-    keys = _collect_keys(session, seizure, relations)
+    keys, refs = _collect_keys(session, seizure, relations)
+    audience = audiences(seizure)
     stored = session.execute(
-        select(LinkKey.kind, LinkKey.key, LinkKey.detail, LinkKey.at).where(
-            col(LinkKey.seizure_id) == seizure.id
-        )
+        select(
+            col(LinkKey.kind),
+            col(LinkKey.key),
+            col(LinkKey.detail),
+            col(LinkKey.at),
+            col(LinkKey.audience_id),
+        ).where(col(LinkKey.seizure_id) == seizure.id)
     ).all()
-    if stored and _same_keys(stored, keys, seizure.seized_at):
-        # A pair's reasons depend only on both seizures' keys; when this seizure's keys are
-        # unchanged, any change came from the other seizure, whose own correlation handled it.
+    if stored and _same_keys(stored, keys, audience, seizure.seized_at):
+        # A pair's reasons depend only on both seizures' keys and spectra (spectra change
+        # only with keys), and who reads them only on both sharings (the audience is in the
+        # keys): when this seizure's keys are unchanged, any change came from the other
+        # seizure, whose own correlation handled it.
         return CorrelationResult(
             seizure_id=seizure.id,
             keys=len(keys),
@@ -524,7 +931,7 @@ def correlate_seizure(
             links=list(_links_of(session, seizure.id)),
         )
 
-    _lock_keys(session, seizure.agency_id, _keys_touched(keys, relations))
+    _lock_keys(session, _keys_touched(keys, relations))
     session.execute(delete(LinkKey).where(col(LinkKey.seizure_id) == seizure.id))
     if keys:
         session.execute(
@@ -533,55 +940,158 @@ def correlate_seizure(
                 {
                     "seizure_id": seizure.id,
                     "agency_id": seizure.agency_id,
+                    "audience_id": reader,
                     "kind": k.kind,
                     "key": k.key,
                     "at": seizure.seized_at,
                     "detail": k.detail,
                 }
                 for k in keys
+                for reader in audience
             ],
         )
-    candidates = _candidates(session, seizure, keys, relations)
+    candidates, info = _candidates(session, seizure, keys, relations, refs)
     result = CorrelationResult(seizure_id=seizure.id, keys=len(keys), candidates=len(candidates))
-    existing = {
-        (link.seizure_b_id if link.seizure_a_id == seizure.id else link.seizure_a_id): link
+    existing: dict[tuple[uuid.UUID, uuid.UUID], SeizureLink] = {
+        (
+            link.agency_id,
+            link.seizure_b_id if link.seizure_a_id == seizure.id else link.seizure_a_id,
+        ): link
         for link in _links_of(session, seizure.id)
     }
     # Reasons of each pair from both seizures' full keys: exact, whatever the caps found.
-    others = candidates | set(existing)
-    their_keys: dict[uuid.UUID, tuple[datetime, list[Key]]] = {}
-    if others:
-        rows = session.execute(select(LinkKey).where(col(LinkKey.seizure_id).in_(others)))
-        for row in rows.scalars():
-            entry = their_keys.setdefault(row.seizure_id, (row.at, []))
-            entry[1].append(Key(row.kind, row.key, row.detail or ""))
-    mine = (seizure.id, seizure.seized_at, keys)
+    others = candidates | {other for _, other in existing}
+    missing = others - set(info)
+    if missing:
+        info.update(_seizure_info(session, missing))
+    their_keys, their_spectra = _their_keys(session, others)
+    spectra = {**their_spectra, seizure.id: refs}
+    mine = (seizure.id, _as_utc(seizure.seized_at), keys)
+    fresh: list[SeizureLink] = []
+    alerts: list[LinkAlert] = []
     for other in sorted(others):
-        at, other_keys = their_keys.get(other, (seizure.seized_at, []))
-        reasons = _reason_dicts(pair_reasons(mine, (other, at, other_keys), relations))
+        row = info.get(other)
+        if row is None:
+            continue
+        at, other_keys = their_keys.get(other, (_as_utc(row.seized_at), []))
+        reasons = _reason_dicts(
+            pair_reasons(mine, (other, at, other_keys), relations, spectra=spectra)
+        )
         strength = strength_of([LinkReason.model_validate(r) for r in reasons])
-        link = existing.get(other)
-        if link is None and not reasons:
-            continue  # found by a key, but no reason holds (fractions too far apart)
-        if link is None:
-            a, b = sorted((seizure.id, other))
-            link = SeizureLink(
-                agency_id=seizure.agency_id,
-                seizure_a_id=a,
-                seizure_b_id=b,
+        # The agencies that own one side and may read the other see the link.
+        viewers = {
+            a for a in (seizure.agency_id, row.agency_id) if reads(a, seizure) and reads(a, row)
+        }
+        known = {agency for agency, o in existing if o == other}
+        new_rows: dict[uuid.UUID, SeizureLink] = {}
+        for agency in sorted(viewers | known):
+            link = existing.get((agency, other))
+            shown = reasons if agency in viewers else []
+            if link is None and not shown:
+                continue  # found by a key, but no reason holds (fractions too far apart)
+            if link is None:
+                a, b = sorted((seizure.id, other))
+                now = utcnow()
+                link = SeizureLink(
+                    id=uuid.uuid4(),
+                    agency_id=agency,
+                    seizure_a_id=a,
+                    seizure_b_id=b,
+                    reasons=shown,
+                    strength=strength,
+                    status=LinkStatus.SUGGESTED,
+                    version=1,
+                    created_at=now,
+                    updated_at=now,
+                )
+                fresh.append(link)
+                result.created += 1
+                new_rows[agency] = link
+            else:
+                status = _next_status(link, shown)
+                changes: dict[str, Any] = {
+                    "reasons": shown,
+                    "strength": strength if shown else 0.0,
+                    "status": status,
+                }
+                if status != link.status and status == LinkStatus.SUGGESTED:
+                    changes.update(decided_by_user_id=None, decided_at=None, decision_reason=None)
+                if write_link(
+                    session, link, changes, actor=actor or _system(agency), action="recorrelate"
+                ):
+                    result.updated += 1
+            result.links.append(link)
+        if new_rows and row.agency_id != seizure.agency_id:
+            alerts += _alerts_for(
+                session,
+                pair=((seizure, keys), (row, other_keys)),
                 reasons=reasons,
                 strength=strength,
+                links=new_rows,
             )
-            session.add(link)
-            session.flush()
-            audit.record_change(session=session, actor=actor, row=link, action="suggest")
-            result.created += 1
-        else:
-            status = _next_status(link, reasons)
-            changes: dict[str, Any] = {"reasons": reasons, "strength": strength, "status": status}
-            if status != link.status and status == LinkStatus.SUGGESTED:
-                changes.update(decided_by_user_id=None, decided_at=None, decision_reason=None)
-            if write_link(session, link, changes, actor=actor, action="recorrelate"):
-                result.updated += 1
-        result.links.append(link)
+    _insert_audited(session, fresh, "suggest")
+    _insert_audited(session, alerts, "alert")
+    result.alerts = len(alerts)
     return result
+
+
+def _insert_audited(session: Session, rows: Sequence[SeizureLink | LinkAlert], action: str) -> None:
+    """New rows in one multi-row insert, each with its version and audit event."""
+    if not rows:
+        return
+    table = type(rows[0]).__table__  # type: ignore[union-attr]
+    values = [{c.key: getattr(row, c.key) for c in table.columns} for row in rows]
+    session.execute(insert(table), values)
+    for row, value in zip(rows, values, strict=True):
+        audit.record_values(
+            session=session,
+            actor=_system(row.agency_id),
+            table=table,
+            values=value,
+            action=action,
+        )
+
+
+def _alerts_for(
+    session: Session,
+    *,
+    pair: tuple[tuple[Any, Sequence[Key]], tuple[Any, Sequence[Key]]],
+    reasons: list[dict[str, Any]],
+    strength: float,
+    links: Mapping[uuid.UUID, SeizureLink],
+) -> list[LinkAlert]:
+    """One alert for each of the two agencies of a newly linked pair (once per pair).
+
+    An agency that may not read the other seizure learns that a seizure of the other
+    agency is linked to its own, and why in terms of what it already knows.
+    """
+    raised: list[LinkAlert] = []
+    for (own, own_keys), (other, _) in (pair, pair[::-1]):
+        agency = own.agency_id
+        already = session.execute(
+            select(col(LinkAlert.id)).where(
+                col(LinkAlert.agency_id) == agency,
+                col(LinkAlert.seizure_id) == own.id,
+                col(LinkAlert.other_seizure_id) == other.id,
+            )
+        ).first()
+        if already is not None:
+            continue
+        full = reads(agency, other)
+        link = links.get(agency)
+        now = utcnow()
+        alert = LinkAlert(
+            id=uuid.uuid4(),
+            agency_id=agency,
+            seizure_id=own.id,
+            other_agency_id=other.agency_id,
+            other_seizure_id=other.id,
+            link_id=link.id if link is not None and full else None,
+            reasons=reasons if full else redacted_reasons(reasons, own_keys),
+            strength=strength,
+            version=1,
+            created_at=now,
+            updated_at=now,
+        )
+        raised.append(alert)
+    return raised

@@ -21,13 +21,20 @@ def mount(app: FastAPI) -> None:
 
     Idempotent: a second call on the same app changes nothing.
     """
-    from service.web.routes import PREFIX, router
+    from service.web.alerts import router as alerts_router
+    from service.web.cases import router as cases_router
+    from service.web.exchange import router as exchange_router
+    from service.web.pages import PREFIX
+    from service.web.routes import router
 
     if getattr(app.state, "web_mounted", False):
         return
     app.state.web_mounted = True
 
     app.include_router(router)
+    app.include_router(cases_router)
+    app.include_router(alerts_router)
+    app.include_router(exchange_router)
     install_error_pages(app)
     app.mount(f"{PREFIX}/static", StaticFiles(directory=STATIC), name="ui-static")
     if not any(getattr(r, "path", None) == "/" for r in app.router.routes):
@@ -49,8 +56,8 @@ def install_error_pages(app: FastAPI) -> None:
 
     from service.errors import ServiceError
     from service.web.errortext import http_message, message, validation_messages
+    from service.web.pages import PREFIX
     from service.web.render import language_of, render
-    from service.web.routes import PREFIX
 
     def ui_path(request: Request) -> bool:
         path = request.url.path

@@ -68,6 +68,16 @@ ENTITY = {
     "agency": N_("Agency"),
     "device": N_("Device"),
     "user": N_("User"),
+    # Cases (issue 8).
+    "case": N_("Case"),
+    "case_seizure": N_("Member seizure"),
+    "case_entity": N_("Person or company"),
+    "case_document": N_("Document"),
+    "case_task": N_("Task"),
+    "case_note": N_("Note"),
+    # Linking (issue 8).
+    "seizure_link": N_("Suggested link"),
+    "link_alert": N_("Alert"),
 }
 
 #: Actions named by :class:`PermissionDeniedError` (the phrases given to ``require``).
@@ -100,6 +110,36 @@ ACTION = {
     "list device keys": N_("list device keys"),
     "revoke device keys": N_("revoke device keys"),
     "act without an agency": N_("act without an agency"),
+    # Cases (issue 8).
+    "read case files": N_("read case files"),
+    "open cases": N_("open cases"),
+    "change cases": N_("change cases"),
+    "add seizures to cases": N_("add seizures to cases"),
+    "take seizures off cases": N_("take seizures off cases"),
+    "add persons or companies": N_("name persons or companies in cases"),
+    "take persons or companies off": N_("take persons or companies off cases"),
+    "file documents": N_("file documents in cases"),
+    "take documents off": N_("take documents off cases"),
+    "assign tasks": N_("assign tasks"),
+    "write case notes": N_("write case notes"),
+    "correct case notes": N_("correct case notes"),
+    "change another agency's case (shared to read)": N_(
+        "change another agency's case (it is shared with yours to read)"
+    ),
+    "change more of a task than its status": N_("change more of a task than its status"),
+    "correct another person's note": N_("correct another person's note"),
+    # Linking alerts (issue 8).
+    "read alerts": N_("read alerts"),
+    "mark alerts read": N_("mark alerts read"),
+    # Exchange between agencies (issue 8).
+    "read exchange keys": N_("read the agency's exchange keys"),
+    "register exchange partners": N_("register partner agencies"),
+    "change exchange partners": N_("change partner agencies"),
+    "list exchange partners": N_("list partner agencies"),
+    "list exchange packages": N_("list exchange packages"),
+    "export records to partner agencies": N_("send packages to partner agencies"),
+    "import exchange packages": N_("receive packages from partner agencies"),
+    "read provenance": N_("read where records came from"),
 }
 
 #: Fields named by :class:`InvalidInputError` and by form validation (``loc``).
@@ -140,6 +180,23 @@ FIELD = {
     "file": N_("File"),
     "username": N_("Username"),
     "password": N_("Password"),
+    "sharing": N_("Sharing"),
+    "shared_with": N_("Partner agencies"),
+    # Cases (issue 8).
+    "reference": N_("Reference"),
+    "title": N_("Title"),
+    "summary": N_("Summary"),
+    "seizure_id": N_("Seizure"),
+    "lead_investigator_id": N_("Lead investigator"),
+    "owner_user_id": N_("Owner"),
+    "due_date": N_("Due date"),
+    "details": N_("Details"),
+    "text": N_("Note"),
+    # Exchange (issue 8).
+    "agency_id": N_("Agency"),
+    "partner_agency_id": N_("Partner agency"),
+    "signing_key": N_("Signing key"),
+    "encryption_key": N_("Encryption key"),
 }
 
 #: Reasons of :class:`InvalidInputError`, by the English text (or its start, for f-strings).
@@ -159,6 +216,33 @@ REASON = {
     "cannot be cleared": N_("cannot be cleared"),
     "is empty": N_("is empty"),
     "is not an agency whose records you may see": N_("is not an agency whose records you may see"),
+    "partners are named only with sharing 'partners'": N_(
+        "partner agencies are named only for the level “named partner agencies”"
+    ),
+    "the owning agency always sees its records": N_("the owning agency always reads its records"),
+    "no agency": N_("is not an agency of this server"),
+    "changing who may read a seizure needs a reason": N_(
+        "changing who may read a seizure needs a reason"
+    ),
+    # Cases (issue 8).
+    "must be an active user of the case's agency": N_(
+        "must be an active user of the case's agency"
+    ),
+    "this person's role cannot take this on": N_("this person's role cannot take this on"),
+    "must not be blank": N_("must not be blank"),
+    "no seizure you may read has this id": N_("is not a seizure you may read"),
+    "choose a seizure": N_("choose a seizure"),
+    "is not a valid identifier": N_("is not a valid identifier"),
+    "taking a seizure off a case needs a reason": N_("taking a seizure off a case needs a reason"),
+    "taking a record off a case needs a reason": N_("taking a record off a case needs a reason"),
+    "name at least one partner agency": N_("name at least one partner agency"),
+    "due_date must be between the years 2000 and 2100": N_(
+        "must be between the years 2000 and 2100"
+    ),
+    # Exchange (issue 8).
+    "an agency cannot be its own exchange partner": N_(
+        "is your own agency, which cannot be its own partner"
+    ),
     # Model validators of the service (pydantic prefixes them with "Value error, ").
     "a 'sealed' event needs seal_number": N_("a seal needs its seal number"),
     "mass_unit is required when net_mass is given": N_("a mass needs its unit"),

@@ -1,7 +1,9 @@
 """Read queries of the UI that the API has no shape for: keyset pages, aggregates.
 
-Every query is restricted to the principal's agency (the same isolation crud applies).
-Filters mean exactly what :class:`service.crud.SeizureFilter` means for ``GET /seizures``.
+The seizure list shows what crud lets the principal read: its agency's seizures and those
+other agencies share with it (:func:`service.crud.seizure_scopes`); aggregates and exports
+stay within the principal's agency. Filters mean exactly what
+:class:`service.crud.SeizureFilter` means for ``GET /seizures``.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from sqlalchemy import (
     cast,
     exists,
     extract,
+    false,
     func,
     or_,
     select,
@@ -31,7 +34,7 @@ from sqlalchemy import (
 )
 from sqlmodel import Session
 
-from service.crud import SeizureFilter
+from service.crud import SeizureFilter, seizure_scopes
 from service.errors import InvalidInputError
 from service.models import FieldTest, Item, Seizure
 from service.principal import Principal
@@ -46,20 +49,26 @@ Source = Select[Any] | ColumnElement[bool]
 
 
 def related_filters(
-    actor: Principal, filters: SeizureFilter, *, correlated: bool
+    actor: Principal,
+    filters: SeizureFilter,
+    *,
+    correlated: bool,
+    owner: uuid.UUID | None = None,
 ) -> list[list[Source]]:
     """Filters on a seizure's items and tests (and the text search), as seizure id sources.
 
     Each filter is a list of sources; a seizure matches when any of them does. With
     ``correlated`` each select is restricted to the seizure of the enclosing query (for
-    EXISTS); without, each lists every matching seizure of the agency (for IN).
+    EXISTS); without, each lists every matching seizure of agency ``owner`` (default: the
+    actor's) for IN.
     """
+    agency_id = owner or actor.scope
 
     def ids(column: Any, agency: Any, *where: Any) -> Select[Any]:
         query = select(column.label("sid")).where(*where)
         if correlated:
             return query.where(column == Seizure.id)
-        return query.where(agency == actor.scope)
+        return query.where(agency == agency_id)
 
     out: list[list[Source]] = []
     if filters.substance:
@@ -89,7 +98,7 @@ def related_filters(
         narrative = Seizure.narrative.ilike(pattern, escape="\\")  # type: ignore[union-attr]
         described = Item.description.ilike(pattern, escape="\\")  # type: ignore[attr-defined]
         # The narrative is the seizure's own column: correlated, it is a plain condition.
-        own = select(Seizure.id.label("sid")).where(narrative, Seizure.agency_id == actor.scope)
+        own = select(Seizure.id.label("sid")).where(narrative, Seizure.agency_id == agency_id)
         out.append(
             [narrative if correlated else own, ids(Item.seizure_id, Item.agency_id, described)]
         )
@@ -97,15 +106,22 @@ def related_filters(
 
 
 def seizure_conditions(
-    actor: Principal, filters: SeizureFilter, *, sparse: bool = True
+    actor: Principal,
+    filters: SeizureFilter,
+    *,
+    sparse: bool = True,
+    scope: ColumnElement[bool] | None = None,
 ) -> list[ColumnElement[bool]]:
-    """WHERE conditions for ``filters`` inside the actor's agency.
+    """WHERE conditions for ``filters`` inside ``scope`` (default: the actor's own agency).
 
     ``sparse=False`` leaves out the filters on items and tests (see :func:`related_filters`).
+    Reports and exports use the default: another agency's seizures, even shared, are never
+    counted in this agency's statistics nor passed on in its exports.
     """
-    conds: list[ColumnElement[bool]] = [Seizure.agency_id == actor.scope]  # type: ignore[list-item]
-    if filters.agency_id is not None:  # the UI offers only agencies the actor may see
-        conds.append(Seizure.agency_id == filters.agency_id)  # type: ignore[arg-type]
+    if scope is None:
+        own = seizure_scopes(actor, filters.agency_id, shared=False)
+        scope = own[0] if own else false()  # another agency's: nothing of ours
+    conds: list[ColumnElement[bool]] = [scope]
     if filters.date_from:
         conds.append(Seizure.seized_at >= filters.date_from)  # type: ignore[arg-type]
     if filters.date_to:
@@ -159,27 +175,35 @@ SPARSE_THRESHOLD = 2000
 
 
 def _page_plan(
-    session: Session, actor: Principal, filters: SeizureFilter
+    session: Session,
+    actor: Principal,
+    filters: SeizureFilter,
+    scope: ColumnElement[bool],
+    owner: uuid.UUID | None,
 ) -> tuple[list[ColumnElement[bool]], list[Any]]:
     """WHERE conditions and LATERAL joins of a list page, chosen by how selective it is.
 
     PostgreSQL would otherwise hash every matching item before reading the first page
-    (slow for a common substance) or walk every seizure (slow for a rare one).
+    (slow for a common substance) or walk every seizure (slow for a rare one). ``owner``
+    is the one agency whose seizures ``scope`` holds. The shared branches (``owner`` None)
+    always probe each seizure they walk: what other agencies share is a small part of the
+    table, and counting matches over every agency would cost more than walking it.
     """
     if session.get_bind().dialect.name != "postgresql":
-        return seizure_conditions(actor, filters), []  # SQLite probes EXISTS row by row
-    conds = seizure_conditions(actor, filters, sparse=False)
+        return seizure_conditions(actor, filters, scope=scope), []  # SQLite probes EXISTS
+    conds = seizure_conditions(actor, filters, sparse=False, scope=scope)
     joins: list[Any] = []
-    rare = related_filters(actor, filters, correlated=False)
     common = related_filters(actor, filters, correlated=True)
+    rare = related_filters(actor, filters, correlated=False, owner=owner) if owner else common
     for listed, checked in zip(rare, common, strict=True):
-        ids = union_all(*listed)  # type: ignore[arg-type]
-        found = session.scalar(
-            select(func.count()).select_from(ids.limit(SPARSE_THRESHOLD).subquery())
-        )
-        if (found or 0) < SPARSE_THRESHOLD:
-            conds.append(Seizure.id.in_(ids))  # type: ignore[attr-defined]
-            continue
+        if owner is not None:
+            ids = union_all(*listed)  # type: ignore[arg-type]
+            found = session.scalar(
+                select(func.count()).select_from(ids.limit(SPARSE_THRESHOLD).subquery())
+            )
+            if (found or 0) < SPARSE_THRESHOLD:
+                conds.append(Seizure.id.in_(ids))  # type: ignore[attr-defined]
+                continue
         either: list[ColumnElement[bool]] = []
         for source in checked:
             if isinstance(source, Select):
@@ -200,27 +224,47 @@ def seizure_page(
     filters: SeizureFilter,
     after: Cursor | None,
     limit: int = 25,
+    shared: bool = True,
 ) -> tuple[Sequence[Seizure], Cursor | None]:
     """One page newest first, and the cursor of the next page (None at the end).
 
     Keyset pagination: the next page starts strictly after the last row shown, so every page
-    is an index range scan on (agency_id, seized_at) however deep it is.
+    is an index range scan on (agency_id, seized_at) however deep it is. With ``shared``
+    (the default) the page also holds the seizures other agencies share with the actor:
+    each kind of sharing is a branch of its own that reads its own index up to one page,
+    and the branches' pages are merged (an OR over them would scan every seizure).
     """
     if not 1 <= limit <= 500:
         raise InvalidInputError("limit", "must be between 1 and 500")
-    conds, joins = _page_plan(session, actor, filters)
-    if after is not None:
-        # A row-value comparison, not "a < x OR (a = x AND b < y)": PostgreSQL turns it into
-        # an index range bound, so a deep page starts where it is instead of filtering to it.
-        conds.append(
-            tuple_(Seizure.seized_at, Seizure.id) < tuple_(after.seized_at, after.id)  # type: ignore[arg-type]
+    scopes = seizure_scopes(actor, filters.agency_id, shared=shared)
+    if not scopes:
+        return [], None
+    order = (Seizure.seized_at.desc(), Seizure.id.desc())  # type: ignore[attr-defined]
+    branches: list[Select[Any]] = []
+    for i, scope in enumerate(scopes):
+        # The first branch holds one agency's seizures (ours, or the one filtered on).
+        owner = (filters.agency_id or actor.scope) if i == 0 else None
+        conds, joins = _page_plan(session, actor, filters, scope, owner)
+        if after is not None:
+            # A row-value comparison, not "a < x OR (a = x AND b < y)": PostgreSQL turns it
+            # into an index range bound, so a deep page starts where it is.
+            conds.append(
+                tuple_(Seizure.seized_at, Seizure.id) < tuple_(after.seized_at, after.id)  # type: ignore[arg-type]
+            )
+        columns: Any = Seizure if len(scopes) == 1 else (Seizure.id, Seizure.seized_at)
+        branch = select(*columns) if isinstance(columns, tuple) else select(columns)
+        for join in joins:
+            branch = branch.outerjoin(join, true())
+        branches.append(branch.where(*conds).order_by(*order).limit(limit + 1))
+    if len(branches) == 1:
+        query = branches[0]
+    else:
+        # The branches are disjoint (own, named partner, everyone; never our own twice).
+        pages = [b.subquery() for b in branches]
+        found = union_all(*(select(page.c.id) for page in pages)).subquery()
+        query = (
+            select(Seizure).join(found, found.c.id == Seizure.id).order_by(*order).limit(limit + 1)
         )
-    query = select(Seizure)
-    for join in joins:
-        query = query.outerjoin(join, true())
-    query = (
-        query.where(*conds).order_by(Seizure.seized_at.desc(), Seizure.id.desc()).limit(limit + 1)
-    )  # type: ignore[attr-defined]
     rows = session.scalars(query).all()
     page = rows[:limit]
     nxt = Cursor(page[-1].seized_at, page[-1].id) if len(rows) > limit and page else None

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import UTC, date, datetime, time
+from datetime import UTC, datetime
 from typing import Annotated, Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -19,9 +19,12 @@ from sqlmodel import Session
 
 from service import audit, crud
 from service.api.common import commit
-from service.api.deps import AppState, SessionDep, StateDep
-from service.api.errors import status_for
-from service.errors import InvalidInputError, ServiceError
+from service.api.deps import SessionDep, StateDep
+from service.errors import (
+    InvalidInputError,
+    NotFoundError,
+    ServiceError,
+)
 from service.models import (
     Agency,
     Approval,
@@ -52,91 +55,29 @@ from service.principal import (
     LAB_WRITERS,
     Principal,
 )
-from service.web import errortext, exports, geo, labels, oversight, pdf, plots, queries
-from service.web.i18n import LANG_COOKIE, LANGUAGES, Formatter, translations
+from service.sharing import SharingLevel
+from service.web import exports, geo, labels, oversight, pdf, plots, queries
+from service.web.i18n import LANG_COOKIE, LANGUAGES, translations
 from service.web.labels import N_
+from service.web.pages import (
+    PREFIX,
+    Ctx,
+    done_redirect,
+    error_page,
+    flash_message,
+    invalid_page,
+    parse_date,
+    render_page,
+    safe_next,
+    signed_in,
+)
 from service.web.render import language_of, render
-from service.web.session import end_session, principal_of, same_origin, session_user, start_session
+from service.web.session import end_session, same_origin, start_session
 
-PREFIX = "/ui"
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-class _Ctx:
-    """The signed-in user of a request, with their principal and language."""
-
-    def __init__(self, request: Request, user: User, agency: Agency) -> None:
-        self.request = request
-        self.user = user
-        self.agency = agency
-        self.principal: Principal = principal_of(user)
-        self.lang = language_of(request)
-        self._ = translations(self.lang).gettext
-        self.fmt = Formatter(self.lang)
-
-    @property
-    def role(self) -> str:
-        return str(self.user.role)
-
-    def can(self, roles: frozenset[str]) -> bool:
-        return self.role in roles
-
-
-def _login_redirect(request: Request) -> HTTPException:
-    target = f"{PREFIX}/login?" + urlencode(
-        {"next": request.url.path + (f"?{request.url.query}" if request.url.query else "")}
-    )
-    return HTTPException(status_code=303, headers={"Location": target, "HX-Redirect": target})
-
-
-def _ctx(request: Request, session: Session, state: AppState, *, write: bool = False) -> _Ctx:
-    if write and not same_origin(request):
-        raise HTTPException(status_code=403, detail="cross-site request refused")
-    user = session_user(request, session, state)
-    if user is None:
-        raise _login_redirect(request)
-    agency = session.get(Agency, user.agency_id)
-    if agency is None:  # pragma: no cover - a user always has an agency (foreign key)
-        raise _login_redirect(request)
-    return _Ctx(request, user, agency)
-
-
-def _page(ctx: _Ctx, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
-    return render(
-        ctx.request,
-        name,
-        status_code,
-        user=ctx.user,
-        agency=ctx.agency,
-        role=ctx.role,
-        ctx=ctx,
-        **context,
-    )
-
-
-def _back_link(ctx: _Ctx) -> str | None:
-    referer = urlsplit(ctx.request.headers.get("referer", ""))
-    if referer.netloc != ctx.request.headers.get("host"):
-        return None
-    return _safe_next(referer.path + (f"?{referer.query}" if referer.query else ""))
-
-
-def _error(ctx: _Ctx, exc: ServiceError) -> HTMLResponse:
-    """A service error as a page in the user's language (never the service's English text)."""
-    lines = [errortext.message(exc, ctx._)]
-    return _page(ctx, "error.html", status_for(exc), messages=lines, back=_back_link(ctx))
-
-
-def _invalid(ctx: _Ctx, exc: ValueError) -> HTMLResponse:
-    """A form the service's models refused (pydantic), one translated line per problem."""
-    errors = getattr(exc, "errors", None)
-    if not callable(errors):
-        return _error(ctx, InvalidInputError("form", str(exc)))
-    lines = errortext.validation_messages(errors(), ctx._)
-    return _page(ctx, "error.html", 422, messages=lines, back=_back_link(ctx))
 
 
 #: Confirmations shown after an action, by code: a link cannot put arbitrary text on a page.
@@ -148,43 +89,19 @@ FLASH = {
     "custody": N_("Custody event recorded."),
     "destruction": N_("Destruction filed for approval by a supervisor."),
     "approved": N_("Decision recorded: approved."),
+    "sharing": N_("Sharing changed."),
     "rejected": N_("Decision recorded: rejected."),
 }
 
 
-def _back(url: str, code: str) -> RedirectResponse:
-    return RedirectResponse(url + ("&" if "?" in url else "?") + urlencode({"done": code}), 303)
+def visible_agencies(ctx: Ctx, session: Session) -> list[Agency]:
+    """Agencies the list may be filtered on: the user's own first, then every other one.
 
-
-def _flash(ctx: _Ctx) -> str | None:
-    code = ctx.request.query_params.get("done")
-    return ctx._(FLASH[code]) if code in FLASH else None
-
-
-def _safe_next(target: str | None) -> str:
-    # Only paths of this site: never an absolute URL (open redirect).
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return f"{PREFIX}/seizures"
-
-
-def _parse_date(value: str | None, field: str, *, end: bool = False) -> datetime | None:
-    if not value:
-        return None
-    try:
-        day = date.fromisoformat(value)
-    except ValueError:
-        raise InvalidInputError(field, "must be a date (YYYY-MM-DD)") from None
-    return datetime.combine(day, time.max if end else time.min, tzinfo=UTC)
-
-
-def visible_agencies(ctx: _Ctx) -> list[Agency]:
-    """Agencies whose records the user may list: their own (crud isolates every agency).
-
-    Sharing records between agencies is a later issue; when it comes, this grows and the
-    agency filter of the list appears by itself (it is shown only when there is a choice).
+    Any participating agency may share seizures with the user's (and partners are chosen
+    among them all), so each is a filter choice; crud shows only what is shared.
     """
-    return [ctx.agency]
+    others = [a for a in crud.list_agencies(session=session) if a.id != ctx.agency.id]
+    return [ctx.agency, *others]
 
 
 def _agency_filter(value: str | None, allowed: list[Agency]) -> uuid.UUID | None:
@@ -219,8 +136,8 @@ def _filters(params: dict[str, str], agencies: list[Agency] | None = None) -> cr
     if (q and len(q) > 200) or (substance and len(substance) > 200):
         raise InvalidInputError("q", "is longer than 200 characters")
     return crud.SeizureFilter(
-        date_from=_parse_date(params.get("date_from"), "date_from"),
-        date_to=_parse_date(params.get("date_to"), "date_to", end=True),
+        date_from=parse_date(params.get("date_from"), "date_from"),
+        date_to=parse_date(params.get("date_to"), "date_to", end=True),
         substance=substance,
         verdict=enum("verdict", Verdict),
         country=country,
@@ -253,7 +170,7 @@ def _filter_params(request: Request) -> dict[str, str]:
 
 @router.get("/login", response_class=HTMLResponse)
 def login_form(request: Request, next: str | None = None) -> HTMLResponse:
-    return render(request, "login.html", next=_safe_next(next), error=None, username="")
+    return render(request, "login.html", next=safe_next(next), error=None, username="")
 
 
 @router.post("/login", response_class=HTMLResponse)
@@ -277,11 +194,11 @@ def login(
             request,
             "login.html",
             401,
-            next=_safe_next(next),
+            next=safe_next(next),
             error=_("Incorrect username or password."),
             username=username,
         )
-    response = RedirectResponse(_safe_next(next), status_code=303)
+    response = RedirectResponse(safe_next(next), status_code=303)
     start_session(response, state, user, secure=request.url.scheme == "https")
     return response
 
@@ -297,7 +214,7 @@ def logout(request: Request) -> Response:
 def choose_language(request: Request, code: str, next: str | None = None) -> Response:
     if code not in LANGUAGES:
         raise HTTPException(status_code=404, detail=f"unknown language {code!r}")
-    response = RedirectResponse(_safe_next(next), status_code=303)
+    response = RedirectResponse(safe_next(next), status_code=303)
     response.set_cookie(LANG_COOKIE, code, max_age=365 * 24 * 3600, samesite="lax", path="/")
     return response
 
@@ -318,9 +235,9 @@ def seizure_list(
     after: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 25,
 ) -> HTMLResponse:
-    ctx = _ctx(request, session, state)
+    ctx = signed_in(request, session, state)
     params = _filter_params(request)
-    agencies = visible_agencies(ctx)
+    agencies = visible_agencies(ctx, session)
     try:
         filters = _filters(params, agencies)
         cursor = queries.Cursor.decode(after) if after else None
@@ -328,7 +245,7 @@ def seizure_list(
             session=session, actor=ctx.principal, filters=filters, after=cursor, limit=limit
         )
     except ServiceError as exc:
-        return _error(ctx, exc)
+        return error_page(ctx, exc)
     ids = [s.id for s in rows]
     tests = queries.tests_of(session, ids)
     items = queries.items_of(session, ids)
@@ -354,7 +271,7 @@ def seizure_list(
     template = (
         "_seizure_rows.html" if request.headers.get("HX-Request") and after else "seizures.html"
     )
-    return _page(
+    return render_page(
         ctx,
         template,
         rows=rows,
@@ -367,11 +284,13 @@ def seizure_list(
         modes=list(TransportMode),
         verdict_codes=list(Verdict),
         agencies=agencies,
+        # Rows another agency shares with the user's name their agency.
+        shared_by={a.id: a.name for a in agencies if a.id != ctx.agency.id},
     )
 
 
 def _history(
-    session: Session, ctx: _Ctx, entity_type: str, entity_id: uuid.UUID
+    session: Session, ctx: Ctx, entity_type: str, entity_id: uuid.UUID
 ) -> list[dict[str, Any]]:
     rows = crud.list_versions(
         session=session, actor=ctx.principal, entity_type=entity_type, entity_id=entity_id
@@ -400,7 +319,7 @@ def _history(
 
 
 def _user_names(
-    session: Session, ctx: _Ctx, ids: set[uuid.UUID | None]
+    session: Session, ctx: Ctx, ids: set[uuid.UUID | None]
 ) -> dict[uuid.UUID | None, str]:
     wanted = [i for i in ids if i is not None]
     if not wanted:
@@ -418,7 +337,7 @@ def seizure_detail(
     state: StateDep,
     seizure_id: uuid.UUID,
 ) -> HTMLResponse:
-    ctx = _ctx(request, session, state)
+    ctx = signed_in(request, session, state)
     try:
         seizure = crud.get_seizure(session=session, actor=ctx.principal, seizure_id=seizure_id)
         items = crud.list_items(session=session, actor=ctx.principal, seizure_id=seizure.id)
@@ -454,13 +373,16 @@ def seizure_detail(
             if a.entity_id in {i.id for i in items}
         ]
     except ServiceError as exc:
-        return _error(ctx, exc)
+        return error_page(ctx, exc)
     users = _user_names(
         session,
         ctx,
         {a.requested_by_user_id for a in approvals} | {a.decided_by_user_id for a in approvals},
     )
-    return _page(
+    # Sharing grants reading only: a partner agency sees the record without any form.
+    owner = seizure.agency_id == ctx.agency.id
+    agencies = {a.id: a for a in crud.list_agencies(session=session)}
+    return render_page(
         ctx,
         "seizure.html",
         seizure=seizure,
@@ -468,18 +390,87 @@ def seizure_detail(
         history=history,
         approvals=approvals,
         users=users,
-        flash=_flash(ctx),
+        flash=flash_message(ctx, FLASH),
         methods=list(LabMethod),
         units=list(MassUnit),
-        can_review=ctx.can(APPROVERS),
-        can_lab=ctx.can(LAB_WRITERS),
-        can_edit=ctx.can(EDITORS),
-        can_custody=ctx.can(CUSTODY_WRITERS),
+        owner=owner,
+        owner_agency=agencies.get(seizure.agency_id),
+        partners=[agencies[p] for p in map(_uuid, seizure.shared_with) if p in agencies],
+        partner_choices=[a for a in agencies.values() if a.id != seizure.agency_id],
+        sharing_levels=list(SharingLevel),
+        sharing_labels=SHARING_LABELS,
+        can_share=owner and ctx.can(EDITORS),
+        can_review=owner and ctx.can(APPROVERS),
+        can_lab=owner and ctx.can(LAB_WRITERS),
+        can_edit=owner and ctx.can(EDITORS),
+        can_custody=owner and ctx.can(CUSTODY_WRITERS),
         custody_kinds=list(CustodyKind),
     )
 
 
-def _test_view(session: Session, ctx: _Ctx, test: FieldTest) -> dict[str, Any]:
+#: Sharing levels as the seizure page names them.
+SHARING_LABELS = {
+    SharingLevel.OWN.value: N_("Own agency only"),
+    SharingLevel.PARTNERS.value: N_("Named partner agencies"),
+    SharingLevel.ALL.value: N_("All participating agencies"),
+}
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _uuid(value: uuid.UUID | str) -> uuid.UUID:
+    return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+
+
+@router.post("/seizures/{seizure_id}/sharing")
+def change_sharing(
+    request: Request,
+    session: SessionDep,
+    state: StateDep,
+    seizure_id: uuid.UUID,
+    version: Annotated[int, Form(ge=1)],
+    sharing: Annotated[str, Form(max_length=16)],
+    reason: Annotated[str, Form(max_length=1000)] = "",
+    partners: Annotated[list[str] | None, Form()] = None,
+) -> Response:
+    """Change who may read the seizure: a new version, with the reason, through crud."""
+    ctx = signed_in(request, session, state, write=True)
+    try:
+        try:
+            level = SharingLevel(sharing)
+        except ValueError:
+            raise InvalidInputError("sharing", f"unknown value {sharing!r}") from None
+        named = [uuid.UUID(p) for p in partners or [] if p and _is_uuid(p)]
+        bad = [p for p in partners or [] if p and not _is_uuid(p)]
+        if bad:
+            raise InvalidInputError("shared_with", f"no agency {bad[0]!r}")
+        if not reason.strip():
+            raise InvalidInputError("reason", "changing who may read a seizure needs a reason")
+        crud.update_seizure(
+            session=session,
+            actor=ctx.principal,
+            seizure_id=seizure_id,
+            # Partners ticked under another level are not kept (the form shows them all).
+            seizure_in=SeizureUpdate(
+                sharing=level,
+                shared_with=named if level == SharingLevel.PARTNERS else [],
+                reason=reason.strip(),
+            ),
+            if_match=version,
+        )
+        commit(session)
+    except ServiceError as exc:
+        return error_page(ctx, exc)
+    return done_redirect(f"{PREFIX}/seizures/{seizure_id}", "sharing")
+
+
+def _test_view(session: Session, ctx: Ctx, test: FieldTest) -> dict[str, Any]:
     ident = json.loads(test.identification_json)
     plot = plots.spectrum_plot(test, ctx._("Measured (preprocessed)"))
     svg = plots.spectrum_svg(
@@ -526,7 +517,7 @@ def review_seizure(
     reason: Annotated[str, Form(max_length=1000)] = "",
 ) -> Response:
     """Confirm or reject a field result, or ask a laboratory: a new seizure version + reason."""
-    ctx = _ctx(request, session, state, write=True)
+    ctx = signed_in(request, session, state, write=True)
     try:
         ctx.principal.require(APPROVERS, "review field results")
         if action not in REVIEW_ACTIONS:
@@ -544,8 +535,8 @@ def review_seizure(
         )
         commit(session)
     except ServiceError as exc:
-        return _error(ctx, exc)
-    return _back(f"{PREFIX}/seizures/{seizure_id}", "review")
+        return error_page(ctx, exc)
+    return done_redirect(f"{PREFIX}/seizures/{seizure_id}", "review")
 
 
 def _float(value: str, field: str) -> float | None:
@@ -575,10 +566,10 @@ def record_lab_result(
     laboratory: Annotated[str, Form(max_length=200)] = "",
     lab_reference: Annotated[str, Form(max_length=100)] = "",
 ) -> Response:
-    ctx = _ctx(request, session, state, write=True)
+    ctx = signed_in(request, session, state, write=True)
     try:
         item = crud.get_item(session=session, actor=ctx.principal, item_id=item_id)
-        analysed = _parse_date(analysed_on, "analysed_on")
+        analysed = parse_date(analysed_on, "analysed_on")
         body = LabResultCreate.model_validate(
             {
                 "method": method,
@@ -608,10 +599,10 @@ def record_lab_result(
             )
         commit(session)
     except ServiceError as exc:
-        return _error(ctx, exc)
+        return error_page(ctx, exc)
     except ValueError as exc:  # pydantic validation of the form
-        return _invalid(ctx, exc)
-    return _back(f"{PREFIX}/seizures/{item.seizure_id}", "lab")
+        return invalid_page(ctx, exc)
+    return done_redirect(f"{PREFIX}/seizures/{item.seizure_id}", "lab")
 
 
 def _parse_instant(value: str, field: str) -> datetime:
@@ -639,7 +630,7 @@ def record_custody_event(
     reason: Annotated[str, Form(max_length=1000)] = "",
 ) -> Response:
     """Record a custody event through crud; a destruction is filed for four-eyes approval."""
-    ctx = _ctx(request, session, state, write=True)
+    ctx = signed_in(request, session, state, write=True)
     try:
         item = crud.get_item(session=session, actor=ctx.principal, item_id=item_id)
         body = CustodyEventCreate.model_validate(
@@ -659,11 +650,13 @@ def record_custody_event(
         )
         commit(session)
     except ServiceError as exc:
-        return _error(ctx, exc)
+        return error_page(ctx, exc)
     except ValueError as exc:  # the model's rules (a seal needs its number...)
-        return _invalid(ctx, exc)
+        return invalid_page(ctx, exc)
     filed = isinstance(result, Approval)
-    return _back(f"{PREFIX}/seizures/{item.seizure_id}", "destruction" if filed else "custody")
+    return done_redirect(
+        f"{PREFIX}/seizures/{item.seizure_id}", "destruction" if filed else "custody"
+    )
 
 
 @router.post("/items/{item_id}/correction")
@@ -679,7 +672,7 @@ def request_correction(
     mass_unit: Annotated[str, Form(max_length=4)] = "",
 ) -> Response:
     """Change an item's substance or mass: filed for a second supervisor (four eyes) by crud."""
-    ctx = _ctx(request, session, state, write=True)
+    ctx = signed_in(request, session, state, write=True)
     try:
         item = crud.get_item(session=session, actor=ctx.principal, item_id=item_id)
         changes: dict[str, Any] = {"reason": reason.strip()}
@@ -700,11 +693,11 @@ def request_correction(
         )
         commit(session)
     except ServiceError as exc:
-        return _error(ctx, exc)
+        return error_page(ctx, exc)
     except ValueError as exc:
-        return _invalid(ctx, exc)
+        return invalid_page(ctx, exc)
     filed = isinstance(result, Approval)
-    return _back(f"{PREFIX}/seizures/{item.seizure_id}", "filed" if filed else "changed")
+    return done_redirect(f"{PREFIX}/seizures/{item.seizure_id}", "filed" if filed else "changed")
 
 
 @router.post("/approvals/{approval_id}")
@@ -716,7 +709,7 @@ def decide(
     decision: Annotated[str, Form(pattern="^(approve|reject)$")],
     reason: Annotated[str, Form(max_length=1000)] = "",
 ) -> Response:
-    ctx = _ctx(request, session, state, write=True)
+    ctx = signed_in(request, session, state, write=True)
     try:
         approval = crud.decide_approval(
             session=session,
@@ -726,13 +719,13 @@ def decide(
         )
         commit(session)
     except ServiceError as exc:
-        return _error(ctx, exc)
-    return _back(f"{PREFIX}/review", str(approval.status))
+        return error_page(ctx, exc)
+    return done_redirect(f"{PREFIX}/review", str(approval.status))
 
 
 @router.get("/review", response_class=HTMLResponse)
 def review_queue(request: Request, session: SessionDep, state: StateDep) -> HTMLResponse:
-    ctx = _ctx(request, session, state)
+    ctx = signed_in(request, session, state)
     pending = crud.list_approvals(
         session=session, actor=ctx.principal, status=ApprovalStatus.PENDING
     )
@@ -744,6 +737,7 @@ def review_queue(request: Request, session: SessionDep, state: StateDep) -> HTML
             filters=crud.SeizureFilter(status=status.value),
             after=None,
             limit=50,
+            shared=False,  # only the owning agency reviews its seizures
         )
         waiting[status.value] = rows
     users = _user_names(session, ctx, {a.requested_by_user_id for a in pending})
@@ -752,14 +746,14 @@ def review_queue(request: Request, session: SessionDep, state: StateDep) -> HTML
         a.entity_id: session.get(Item, a.entity_id) for a in pending if a.entity_type == "item"
     }
     seizure_of = {k: v.seizure_id for k, v in items.items() if v is not None}
-    return _page(
+    return render_page(
         ctx,
         "review.html",
         pending=pending,
         seizure_of=seizure_of,
         waiting=waiting,
         users=users,
-        flash=_flash(ctx),
+        flash=flash_message(ctx, FLASH),
         can_decide=ctx.can(APPROVERS),
     )
 
@@ -771,7 +765,7 @@ def review_queue(request: Request, session: SessionDep, state: StateDep) -> HTML
 def field_test_pdf(
     request: Request, session: SessionDep, state: StateDep, test_id: uuid.UUID
 ) -> Response:
-    ctx = _ctx(request, session, state)
+    ctx = signed_in(request, session, state)
     try:
         data = report_input(
             session=session,
@@ -780,7 +774,7 @@ def field_test_pdf(
             measured_label=ctx._("Measured (preprocessed)"),
         )
     except ServiceError as exc:
-        return _error(ctx, exc)
+        return error_page(ctx, exc)
     body = pdf.field_test_report(data, _=ctx._, fmt=ctx.fmt)
     return Response(
         body,
@@ -803,16 +797,18 @@ def _audit_event(session: Session, test_id: uuid.UUID) -> AuditEvent | None:
 def report_input(
     *, session: Session, actor: Principal, test_id: uuid.UUID, measured_label: str
 ) -> pdf.ReportInput:
-    """Everything the PDF report of one field test prints, read through crud (isolation applies)."""
+    """Everything the PDF report of one field test prints, read through crud (isolation applies).
+
+    A partner agency reads the report of a shared test too: the test's agency and device
+    are then another agency's, read here as part of the shared record.
+    """
     test = crud.get_field_test(session=session, actor=actor, test_id=test_id)
     item = crud.get_item(session=session, actor=actor, item_id=test.item_id)
     seizure = crud.get_seizure(session=session, actor=actor, seizure_id=test.seizure_id)
-    agency = crud.get_agency(session=session, actor=actor, agency_id=test.agency_id)
-    device = (
-        crud.get_device(session=session, actor=actor, device_id=test.device_id)
-        if test.device_id
-        else None
-    )
+    agency = session.get(Agency, test.agency_id)
+    if agency is None:  # pragma: no cover - a foreign key
+        raise NotFoundError("agency", test.agency_id)
+    device = session.get(Device, test.device_id) if test.device_id else None
     operator = session.get(User, test.operator_id) if test.operator_id else None
     custody = crud.list_custody_events(session=session, actor=actor, item_id=item.id)
     event = _audit_event(session, test.id)
@@ -841,8 +837,13 @@ EXPORT_KINDS = ("csv", "json", "unodc.csv", "incb.json")
 
 @router.get("/seizures.{kind}")
 def export_seizures(request: Request, session: SessionDep, state: StateDep, kind: str) -> Response:
-    """The filtered list (same filters as the page) as CSV, JSON, UNODC rows or INCB incidents."""
-    ctx = _ctx(request, session, state)
+    """The filtered list (same filters as the page) as CSV, JSON, UNODC rows or INCB incidents.
+
+    Only the user's agency's own seizures: UNODC and INCB count each seizure once, reported
+    by the agency that made it, and a shared seizure is the owning agency's to pass on
+    (sharing lets a partner read it here, not export it).
+    """
+    ctx = signed_in(request, session, state)
     if kind not in EXPORT_KINDS:
         raise HTTPException(
             status_code=404, detail=f"unknown export {kind!r}; one of {', '.join(EXPORT_KINDS)}"
@@ -851,10 +852,10 @@ def export_seizures(request: Request, session: SessionDep, state: StateDep, kind
         rows = queries.all_filtered(
             session=session,
             actor=ctx.principal,
-            filters=_filters(_filter_params(request), visible_agencies(ctx)),
+            filters=_filters(_filter_params(request), visible_agencies(ctx, session)),
         )
     except ServiceError as exc:
-        return _error(ctx, exc)
+        return error_page(ctx, exc)
     ids = [s.id for s in rows]
     items, tests = queries.items_of(session, ids), queries.tests_of(session, ids)
     stamp = "seizures"
@@ -876,7 +877,7 @@ def export_seizures(request: Request, session: SessionDep, state: StateDep, kind
     return _download(exports.to_json(flat), "application/json", f"{stamp}.json")
 
 
-def _purity(session: Session, ctx: _Ctx, item_ids: list[uuid.UUID]) -> dict[uuid.UUID, float]:
+def _purity(session: Session, ctx: Ctx, item_ids: list[uuid.UUID]) -> dict[uuid.UUID, float]:
     if not item_ids:
         return {}
     rows = session.scalars(
@@ -905,14 +906,14 @@ def _download(text: str, media: str, filename: str) -> Response:
 def oversight_page(
     request: Request, session: SessionDep, state: StateDep, since: str | None = None
 ) -> Response:
-    ctx = _ctx(request, session, state)
+    ctx = signed_in(request, session, state)
     try:
         ctx.principal.require(AUDITORS, "read the oversight report")
         report = oversight.build_report(
-            session=session, state=state, actor=ctx.principal, since=_parse_date(since, "since")
+            session=session, state=state, actor=ctx.principal, since=parse_date(since, "since")
         )
     except ServiceError as exc:
-        return _error(ctx, exc)
+        return error_page(ctx, exc)
     fmt = request.query_params.get("format")
     if fmt == "json":
         return _download(
@@ -931,7 +932,7 @@ def oversight_page(
         | {a.requested_by_user_id for a in report.approvals}
         | {a.decided_by_user_id for a in report.approvals},
     )
-    return _page(ctx, "oversight.html", report=report, users=users, since=since or "")
+    return render_page(ctx, "oversight.html", report=report, users=users, since=since or "")
 
 
 def oversight_rows(report: oversight.OversightReport) -> list[dict[str, Any]]:
@@ -1005,20 +1006,22 @@ def oversight_rows(report: oversight.OversightReport) -> list[dict[str, Any]]:
 
 @router.get("/dashboard", response_class=HTMLResponse)
 def dashboard(request: Request, session: SessionDep, state: StateDep) -> HTMLResponse:
-    ctx = _ctx(request, session, state)
+    ctx = signed_in(request, session, state)
     params = _filter_params(request)
     try:
         data = queries.dashboard_data(
-            session=session, actor=ctx.principal, filters=_filters(params, visible_agencies(ctx))
+            session=session,
+            actor=ctx.principal,
+            filters=_filters(params, visible_agencies(ctx, session)),
         )
     except ServiceError as exc:
-        return _error(ctx, exc)
+        return error_page(ctx, exc)
     by_mode = {
         ctx._(labels.TRANSPORT[code]) if code in labels.TRANSPORT else ctx._("unknown"): counts
         for code, counts in data.by_mode.items()
     }
     points = [(lat, lon, f"{place} {at.date()}") for lat, lon, place, at in data.points]
-    return _page(
+    return render_page(
         ctx,
         "dashboard.html",
         params=params,
@@ -1039,13 +1042,13 @@ def attachment(
     request: Request, session: SessionDep, state: StateDep, attachment_id: uuid.UUID
 ) -> Response:
     """A photo or file of an item; served as a download so no stored content runs in the page."""
-    ctx = _ctx(request, session, state)
+    ctx = signed_in(request, session, state)
     try:
         row, data = crud.attachment_content(
             session=session, actor=ctx.principal, attachment_id=attachment_id
         )
     except ServiceError as exc:
-        return _error(ctx, exc)
+        return error_page(ctx, exc)
     safe_name = "".join(c for c in row.filename if c.isalnum() or c in "._- ") or "file"
     return Response(
         data,

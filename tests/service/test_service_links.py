@@ -25,6 +25,12 @@ from service.models import VERSIONED
 from service.testing import field_test_payload, seizure_payload
 
 _eras = itertools.count()
+_seeds = itertools.count(1000)
+
+
+def _seed() -> int:
+    """A spectrum of its own: noise spectra with different seeds are not alike."""
+    return next(_seeds)
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +121,9 @@ def test_shared_consignment_reference_links(
     two = new_seizure(api, bare(era + timedelta(days=200), **{field: second.format(t=tag)}))
     unrelated = new_seizure(api, bare(era, **{field: first.format(t=_tag())}))
     correlate(api, one)
-    # Linked on arrival already: correlating again finds it and never duplicates it.
+    # Linked on arrival already (reading waits for the queued correlation): correlating
+    # again finds it and never duplicates it.
+    only_link(api, two)
     result = correlate(api, two)
     assert result["created"] == 0 and len(result["links"]) == 1
     link = only_link(api, two)
@@ -176,7 +184,7 @@ def _mixture(components: list[tuple[str, float]]) -> dict[str, Any]:
         "components": [{"name": n, "fraction": f} for n, f in components],
         "library_version": "sha256:test",
     }
-    return field_test_payload(64, identification=ident)
+    return field_test_payload(64, seed=_seed(), identification=ident)
 
 
 def test_same_chemical_profile_links_within_fraction_tolerance(as_user: Any, era: datetime) -> None:
@@ -224,7 +232,8 @@ def test_precursor_seizure_links_to_drug_seizure(
     precursor_seizure = new_seizure(api, bare(era + timedelta(days=60)), substance=precursor)
     unrelated = new_seizure(api, bare(era), substance="ketamine hydrochloride")
     correlate(api, unrelated)
-    result = correlate(api, precursor_seizure)  # linked on arrival; never duplicated
+    only_link(api, precursor_seizure)  # linked on arrival (reading waits for it)
+    result = correlate(api, precursor_seizure)  # never duplicated
     assert result["created"] == 0 and len(result["links"]) == 1
     link = only_link(api, drug_seizure)
     assert {link["seizure_a_id"], link["seizure_b_id"]} == {drug_seizure, precursor_seizure}
@@ -246,7 +255,8 @@ def test_precursor_found_by_a_field_test_links_to_a_later_drug_seizure(
         "library_version": "sha256:test",
     }
     r = api.post(
-        f"/items/{item['id']}/field-tests", json=field_test_payload(64, identification=ident)
+        f"/items/{item['id']}/field-tests",
+        json=field_test_payload(64, seed=_seed(), identification=ident),
     )
     assert r.status_code == 201, r.text
     correlate(api, precursor_seizure)

@@ -31,6 +31,7 @@ from service.linking.engine import (
 )
 from service.linking.models import LinkKey, LinkReason, ReasonKind, SeizureLink
 from service.linking.precursors import SubstanceRelations, library_relations
+from service.linking.worker import correlate_queued
 from service.models import Seizure, SeizureCreate
 from service.principal import Principal
 from service.testing import World
@@ -200,7 +201,7 @@ def _work_for_one_arrival(
         correlate_seizure(session, partner)
         session.commit()
         session.expunge_all()  # nothing cached: every row the engine needs is loaded
-        with WorkCounter(engine) as counter:  # crud writes the seizure and correlates it
+        with WorkCounter(engine) as counter:  # crud writes and queues it; it is correlated
             arriving = add_seizure(
                 session,
                 actor,
@@ -209,6 +210,7 @@ def _work_for_one_arrival(
                 origin_country="PE",
                 destination_country="MX",
             )
+            correlate_queued(session, only=arriving)
         links = session.scalars(
             select(SeizureLink).where(
                 (SeizureLink.seizure_a_id == arriving) | (SeizureLink.seizure_b_id == arriving)
@@ -239,7 +241,8 @@ def test_a_key_shared_by_many_seizures_is_capped(
     with Session(engine) as session:
         for _ in range(MAX_MATCHES_PER_KEY + 10):
             correlate_seizure(session, add_seizure(session, actor, era, companies=company))
-        arriving = add_seizure(session, actor, era, companies=company)  # correlated by crud
+        arriving = add_seizure(session, actor, era, companies=company)
+        assert correlate_queued(session, only=arriving)  # queued by crud
         links = session.execute(
             select(func.count())
             .select_from(SeizureLink)
@@ -261,12 +264,14 @@ def test_simultaneous_arrivals_sharing_a_key_are_linked(
 
     def second_arrival() -> None:
         with Session(engine) as other:
-            # crud correlates on arrival: this waits for the first arrival's key lock.
+            # The correlation waits for the first arrival's key lock.
             outcome["id"] = add_seizure(other, actor, era, air_waybill=awb)
+            correlate_seizure(other, outcome["id"])
             other.commit()
 
     with Session(engine) as first:
-        first_id = add_seizure(first, actor, era, air_waybill=awb)  # correlated, not committed
+        first_id = add_seizure(first, actor, era, air_waybill=awb)
+        correlate_seizure(first, first_id)  # not committed
         worker = threading.Thread(target=second_arrival, daemon=True)
         worker.start()
         deadline = time.monotonic() + 15

@@ -28,6 +28,16 @@ def _audit_count(as_user: Any) -> int:
     return int(as_user("A", "supervisor").get("/audit/verify").json()["events_checked"])
 
 
+def _events_since(as_user: Any, seq: int, entity_type: str) -> list[dict[str, Any]]:
+    """Audit events of ``entity_type`` linked after ``seq`` (others, such as the links the
+    correlation worker writes after a commit, come and go on their own schedule)."""
+    _audit_count(as_user)  # links what is committed
+    events = as_user("A", "supervisor").get(
+        "/audit/events", params={"after_seq": seq, "limit": 1000}
+    )
+    return [e for e in events.json() if e["entity_type"] == entity_type]
+
+
 def test_retry_with_the_same_key_returns_the_first_result(as_user: Any) -> None:
     api = as_user("A", "officer")
     key = str(uuid.uuid4())
@@ -66,7 +76,8 @@ def test_concurrent_retries_create_exactly_one_record(as_device: Any, as_user: A
     assert len({a.json()["id"] for a in answers}) == 1
     tests = station.get(f"/items/{item['id']}/field-tests").json()
     assert len(tests) == 1
-    assert _audit_count(as_user) == before + 1
+    events = _events_since(as_user, before, "field_test")
+    assert [(e["entity_id"], e["action"]) for e in events] == [(body["id"], "create")]
 
 
 def test_a_failed_request_writes_nothing_and_frees_its_key(as_user: Any, world: Any) -> None:
@@ -77,7 +88,7 @@ def test_a_failed_request_writes_nothing_and_frees_its_key(as_user: Any, world: 
     bad = field_test_payload(64, device_id=str(world.devices["B"]))  # another agency's device
     r = api.post(f"/items/{item['id']}/field-tests", json=bad, headers={"Idempotency-Key": key})
     assert r.status_code == 404
-    assert _audit_count(as_user) == before
+    assert _events_since(as_user, before, "field_test") == []
     assert api.get(f"/items/{item['id']}/field-tests").json() == []
     r = api.post(
         f"/items/{item['id']}/field-tests",
@@ -273,3 +284,51 @@ def test_reused_record_id_is_refused_without_leaking(as_user: Any) -> None:
     assert other.status_code == 409 and "exists already" in other.text
     assert "Jorge" not in other.text and "duplicate key" not in other.text
     assert b.get(f"/seizures/{record_id}").status_code == 404
+
+
+def test_the_device_key_cache_expires_and_forgets_on_revocation() -> None:
+    from service.core.authcache import TtlCache
+
+    cache: TtlCache[str] = TtlCache(ttl_s=2.0, max_entries=2)
+    cache.put("k1", "p1", now=100.0)
+    assert cache.get("k1", now=101.9) == "p1"
+    assert cache.get("k1", now=102.0) is None  # expired: the database is asked again
+    generation = cache.generation()
+    cache.clear()  # a revocation while a lookup ran: that lookup's answer is not kept
+    cache.put("k1", "p1", generation=generation, now=100.0)
+    assert cache.get("k1", now=100.0) is None
+    for n in range(3):  # full: starts over rather than growing
+        cache.put(f"k{n}", "p", now=100.0)
+    assert len(cache._entries) <= 2 and "k2" not in str(cache._entries)  # secrets kept hashed
+
+
+def test_a_key_revoked_by_another_process_is_refused_within_the_cache_bound(
+    app_client: Any, as_user: Any, world: Any, settings: Any, monkeypatch: Any
+) -> None:
+    import time
+
+    from sqlmodel import Session
+
+    from service import crud
+    from service.core import authcache
+    from service.core.db import make_engine
+    from service.principal import SYSTEM
+
+    monkeypatch.setattr(authcache.device_keys, "ttl_s", 0.2)
+    made = as_user("A", "admin").post(f"/devices/{world.devices['A']}/keys", json={"label": "x"})
+    key = {"X-Device-Key": made.json()["key"]}
+    assert app_client.get("/api/v1/seizures", headers=key).status_code == 200  # now cached
+    # Another process (the CLI, another instance) cannot empty this process's cache.
+    monkeypatch.setattr(authcache.device_keys, "clear", lambda: None)
+    engine = make_engine(settings.sqlalchemy_url)
+    try:
+        with Session(engine) as session:
+            crud.revoke_device_key(
+                session=session, actor=SYSTEM, key_id=uuid.UUID(made.json()["id"])
+            )
+            session.commit()
+    finally:
+        engine.dispose()
+    time.sleep(0.25)  # the bound (TTL), shortened for the test
+    r = app_client.get("/api/v1/seizures", headers=key)
+    assert r.status_code == 401 and "revoked" in r.text

@@ -27,15 +27,61 @@ def outbox(tmp_path: Path) -> Iterator[Outbox]:
     box.close()
 
 
+ROUTES: dict[str, Callable[[str | None], str]] = {
+    "seizure": lambda _p: "/api/v1/seizures",
+    "item": lambda p: f"/api/v1/seizures/{p}/items",
+    "field_test": lambda p: f"/api/v1/items/{p}/field-tests",
+    "custody_event": lambda p: f"/api/v1/items/{p}/custody-events",
+}
+
+
+def _whole_batch_failure(response: httpx.Response) -> bool:
+    code = response.status_code
+    return code in (401, 403, 408, 409, 425, 429) or code >= 500
+
+
 class Server:
-    """Scripted answers; accepted bodies are kept by idempotency key, as the service does."""
+    """Scripted answers; accepted bodies are kept by idempotency key, as the service does.
+
+    A batch (``/sync/batch``) is answered record by record, each record seen as the single
+    POST it stands for (in :attr:`requests`); a scripted answer meaning the whole service
+    is failing (401, 5xx, a timeout…) fails the whole batch, as it would on the service.
+    """
 
     def __init__(self) -> None:
-        self.requests: list[httpx.Request] = []
+        self.requests: list[httpx.Request] = []  # one per record, as single POSTs
+        self.http: list[httpx.Request] = []  # the HTTP requests themselves
         self.accepted: dict[str, dict[str, object]] = {}
         self.script: list[Handler] = []  # one-shot answers tried before the default
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.http.append(request)
+        if request.url.path != "/api/v1/sync/batch":
+            return self._one(request)
+        results, headers = [], {}
+        for op in json.loads(request.content)["operations"]:
+            single = httpx.Request(
+                "POST",
+                f"http://service.test{ROUTES[op['kind']](op['parent_id'])}",
+                headers={**request.headers, "Idempotency-Key": op["key"]},
+                json=op["body"],
+            )
+            answer = self._one(single)
+            if _whole_batch_failure(answer):
+                return answer
+            headers.update({k: v for k, v in answer.headers.items() if k == "date"})
+            ok = 200 <= answer.status_code < 300
+            results.append(
+                {
+                    "key": op["key"],
+                    "outcome": "created" if ok else "refused",
+                    "status_code": answer.status_code,
+                    "body": answer.json(),
+                }
+            )
+        return httpx.Response(200, json={"results": results}, headers=headers)
+
+    def _one(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(request)
         if self.script:
             return self.script.pop(0)(request)
@@ -235,3 +281,74 @@ def test_bad_configuration_and_odd_answers_are_clear(outbox: Outbox) -> None:
         report = sync.run(once=True)
     assert report.sent == 1 and report.refused == 1  # the odd one does not block the others
     assert "unknown record kind 'mystery'" in (outbox.get(odd[0].uuid).last_error or "")
+
+
+def test_a_backlog_goes_in_one_request_per_level_with_every_record_answered(
+    outbox: Outbox,
+) -> None:
+    seizure = outbox.append([NewRecord("seizure", {})])[0].uuid
+    items = [r.uuid for r in outbox.append([NewRecord("item", {}, parent_uuid=seizure)] * 3)]
+    outbox.append([NewRecord("field_test", {"n": n}, parent_uuid=items[n % 3]) for n in range(60)])
+    server = Server()
+    with client(outbox, server) as sync:
+        report = sync.run(once=True)
+    assert report.sent == 64 and report.last_error is None
+    # Seizure, then its items, then the tests: three requests, not 64.
+    assert [r.url.path for r in server.http] == ["/api/v1/sync/batch"] * 3
+    assert [len(json.loads(r.content)["operations"]) for r in server.http] == [1, 3, 60]
+    assert outbox.counts()[RecordStatus.SENT] == 64
+
+
+def test_one_refused_record_in_a_batch_keeps_the_others(outbox: Outbox) -> None:
+    seizure, item, test = _tree(outbox)
+    bad, good = (
+        r.uuid for r in outbox.append([NewRecord("field_test", {"n": n}, item) for n in (2, 3)])
+    )
+    server = Server()
+    detail = [{"loc": ["body", "spectrum", "axis"], "msg": "too few points", "type": "x"}]
+    original = server._one
+
+    def one(request: httpx.Request) -> httpx.Response:
+        if request.headers["Idempotency-Key"] == bad:
+            server.requests.append(request)
+            return httpx.Response(422, json={"detail": detail})
+        return original(request)
+
+    server._one = one  # type: ignore[method-assign]
+    with client(outbox, server) as sync:
+        report = sync.run(once=True)
+    assert report.sent == 4 and report.refused == 1
+    assert outbox.get(bad).last_error == "HTTP 422: spectrum.axis: too few points"
+    assert {r.uuid for r in outbox.records(RecordStatus.SENT)} == {seizure, item, test, good}
+    assert len(server.http) == 3  # the refusal cost no extra request
+
+
+def test_a_batch_too_large_for_the_service_is_halved_until_the_culprit_is_alone(
+    outbox: Outbox,
+) -> None:
+    seizure = outbox.append([NewRecord("seizure", {})])[0].uuid
+    item = outbox.append([NewRecord("item", {}, parent_uuid=seizure)])[0].uuid
+    tests = [
+        r.uuid
+        for r in outbox.append(
+            [NewRecord("field_test", {"n": n, "big": n == 5}, parent_uuid=item) for n in range(8)]
+        )
+    ]
+    server = Server()
+    original = server.__call__
+
+    def limited(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/api/v1/sync/batch" and b'"big":true' in request.content:
+            server.http.append(request)
+            return httpx.Response(413, json={"detail": "request body larger than 8388608 bytes"})
+        return original(request)
+
+    sync = SyncClient(
+        outbox, "http://service.test", KEY, transport=httpx.MockTransport(limited), sleep=print
+    )
+    with sync:
+        report = sync.run(once=True)
+    assert report.sent == 9 and report.refused == 1
+    assert outbox.get(tests[5]).status is RecordStatus.REFUSED
+    assert "HTTP 413" in (outbox.get(tests[5]).last_error or "")
+    assert all(outbox.get(t).status is RecordStatus.SENT for t in tests if t != tests[5])

@@ -360,13 +360,15 @@ def test_web_agency_filter_only_when_there_is_a_choice(
 ) -> None:
     _login(ui_client, web_world, "supervisor")
     page = ui_client.get("/ui/seizures").text
-    # Every role sees its own agency only (sharing is a later issue): no control, a statement.
-    assert 'name="agency"' not in page and 'id="agency-scope"' in page
+    # Another agency may share seizures (issue 8): the filter offers every agency.
+    assert 'name="agency"' in page and 'id="agency-scope"' not in page
     assert "<td>PE → BR → ES</td>" in page and "<td>PE → NL</td>" in page  # routes with transit
     own = str(web_world.agencies["A"])
     rows = ui_client.get("/ui/seizures", params={"agency": own}).text
     assert str(scenario.seizure_id) in rows
-    for bad in (str(web_world.agencies["B"]), "not-an-id"):
+    r = ui_client.get("/ui/seizures", params={"agency": str(web_world.agencies["B"])})
+    assert r.status_code == 200 and str(scenario.other_seizure_id) not in r.text  # not shared
+    for bad in ("00000000-0000-0000-0000-000000000001", "not-an-id"):
         r = ui_client.get("/ui/seizures", params={"agency": bad})
         assert r.status_code == 422 and "Agency" in _alert(r.text)
         assert str(scenario.other_seizure_id) not in r.text

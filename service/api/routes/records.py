@@ -10,7 +10,7 @@ from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
 from fastapi.responses import JSONResponse
 
 from service import crud
-from service.api.common import commit, etag, idempotent_post, parse_if_match
+from service.api.common import FastJSONRoute, commit, etag, idempotent_post, parse_if_match
 from service.api.deps import (
     CurrentPrincipal,
     IdempotencyKeyDep,
@@ -42,7 +42,8 @@ from service.models import (
     Verdict,
 )
 
-router = APIRouter(tags=["records"])
+# Station bodies carry spectra: parse them with pydantic-core (see FastJSONRoute).
+router = APIRouter(tags=["records"], route_class=FastJSONRoute)
 
 _202 = {
     202: {"model": ApprovalPublic, "description": "Filed for a supervisor's approval (four eyes)"}

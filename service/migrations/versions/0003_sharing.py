@@ -32,9 +32,13 @@ def upgrade() -> None:
             sa.Column("sharing", sa.String(length=16), nullable=False, server_default="own")
         )
         batch_op.add_column(sa.Column("shared_with", sa.JSON(), nullable=True))
+    op.create_index(
+        "ix_seizure_sharing_seized_at", "seizure", ["sharing", "seized_at", "id"], unique=False
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_seizure_sharing_seized_at", table_name="seizure")
     with op.batch_alter_table("seizure", schema=None) as batch_op:
         batch_op.drop_column("shared_with")
         batch_op.drop_column("sharing")

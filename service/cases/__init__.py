@@ -1,0 +1,1 @@
+"""Investigations (cases): models, keyword-only operations and the case graph."""
