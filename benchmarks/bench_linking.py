@@ -35,7 +35,6 @@ import json
 import os
 import random
 import re
-import subprocess
 import tempfile
 import time
 import uuid
@@ -48,19 +47,16 @@ import httpx
 import numpy as np
 import psycopg
 from sqlalchemy import Engine, text
-from sqlalchemy.dialects import postgresql
 from sqlmodel import Session
 
-from fieldscan.station.localservice import start_service_process
-from service import audit
+from fieldscan.station.localservice import start_service_process, stop_process
 from service.core.db import make_engine, migrate
 from service.core.types import utcnow
 from service.linking import spectral
-from service.linking.engine import _lookup_sql, _Wanted, audiences, seizure_keys
-from service.linking.models import LinkKey
+from service.linking.engine import Key, audiences, explain_lookups, seizure_keys
+from service.linking.models import LinkKey, ReasonKind
 from service.linking.precursors import library_relations
-from service.models import AuditEvent, Item, RecordVersion, Seizure
-from service.seed import _bulk, _item_row, _seizure_row
+from service.seed import bulk_insert, insert_seeded, item_row, seizure_row
 from service.sharing import RecordShare
 from service.testing import World, fast_settings, seed_world
 from spectra.synth import Band, synthesise
@@ -159,7 +155,7 @@ def _seed(engine: Engine, url: str, count: int, batch: int) -> dict[str, Any]:
         seizures, items, keys, shares = [], [], [], []
         for _ in range(n):
             agency = rng.choice(agencies)
-            row = _seizure_row(rng, agency, now)
+            row = seizure_row(rng, agency, now)
             row["container_number"] = rng.choice(containers) if rng.random() < 0.2 else None
             row["air_waybill"] = rng.choice(waybills) if rng.random() < 0.15 else None
             row["persons"] = [{"reference": rng.choice(persons)}] if rng.random() < 0.1 else []
@@ -177,7 +173,7 @@ def _seed(engine: Engine, url: str, count: int, batch: int) -> dict[str, Any]:
                     {"entity_type": "seizure", "record_id": row["id"], "agency_id": uuid.UUID(p)}
                     for p in chosen
                 ]
-            item = _item_row(rng, row, now)
+            item = item_row(rng, row, now)
             seizures.append(row)
             items.append(item)
             prints = []
@@ -206,12 +202,10 @@ def _seed(engine: Engine, url: str, count: int, batch: int) -> dict[str, Any]:
                         }
                     )
         with Session(engine) as session:
-            _bulk(session, Seizure.__table__, seizures)  # type: ignore[attr-defined]
-            _bulk(session, Item.__table__, items)  # type: ignore[attr-defined]
+            insert_seeded(session, seizures=seizures, items=items, now=now)
             if shares:
-                _bulk(session, RecordShare.__table__, shares)  # type: ignore[attr-defined]
-            _bulk(session, LinkKey.__table__, keys)  # type: ignore[attr-defined]
-            _audit(session, seizures, items, now)
+                bulk_insert(session, RecordShare.__table__, shares)  # type: ignore[attr-defined]
+            bulk_insert(session, LinkKey.__table__, keys)  # type: ignore[attr-defined]
             session.commit()
         made += n
         if made % 100_000 == 0 or made == count:
@@ -237,60 +231,13 @@ def _seed(engine: Engine, url: str, count: int, batch: int) -> dict[str, Any]:
     return data
 
 
-def _audit(
-    session: Session, seizures: list[dict[str, Any]], items: list[dict[str, Any]], now: datetime
-) -> None:
-    """First versions and chained audit events of the seeded rows (as service.seed does)."""
-    versions: list[dict[str, Any]] = []
-    for model, rows in ((Seizure, seizures), (Item, items)):
-        table = model.__table__  # type: ignore[union-attr]
-        for row in rows:
-            body = audit.canonical_json(audit.snapshot_values(table, row))
-            versions.append(
-                {
-                    "entity_type": table.name,
-                    "entity_id": row["id"],
-                    "agency_id": row["agency_id"],
-                    "version": 1,
-                    "data": body,
-                    "digest": audit.sha256_hex(body),
-                    "reason": "seeded",
-                    "actor_user_id": None,
-                    "actor_device_id": None,
-                    "at": now,
-                }
-            )
-    _bulk(session, RecordVersion.__table__, versions)  # type: ignore[attr-defined]
-    audit.lock_chain(session)
-    seq, prev = audit.head(session)
-    events = []
-    for version in versions:
-        seq += 1
-        event = {
-            "seq": seq,
-            "at": now,
-            "agency_id": version["agency_id"],
-            "actor_user_id": None,
-            "actor_device_id": None,
-            "entity_type": version["entity_type"],
-            "entity_id": version["entity_id"],
-            "action": "create",
-            "version": 1,
-            "before_digest": None,
-            "after_digest": version["digest"],
-            "prev_hash": prev,
-        }
-        event["hash"] = prev = audit.event_hash_values(event)
-        events.append(event)
-    _bulk(session, AuditEvent.__table__, events)  # type: ignore[attr-defined]
-
-
 # --------------------------------------------------------------------------- timing
 
 
 def _plan(engine: Engine, data: dict[str, Any]) -> str:
-    """EXPLAIN ANALYZE of the lookup statement the engine sends for four keys, for a seizure
-    of one agency and for one shared with all (one statement, as in a correlation)."""
+    """EXPLAIN ANALYZE of the lookup statement the engine sends for four keys (a container,
+    a route, a precursor, a spectral band), for a seizure of one agency and for one shared
+    with all (one statement, as in a correlation)."""
     seizure = SimpleNamespace(
         id=uuid.uuid4(),
         agency_id=uuid.uuid4(),
@@ -298,26 +245,20 @@ def _plan(engine: Engine, data: dict[str, Any]) -> str:
         shared_with=[],
         seized_at=datetime(2023, 5, 1, tzinfo=UTC),
     )
-    wanted = [
-        _Wanted(f"container:{data['containers'][0]}", None, 50),
-        _Wanted("route:PE>ES", timedelta(days=30), 10),
-        _Wanted("substance:ephedrine", timedelta(days=365), 10),
-        _Wanted(spectral.band_key("raman", 0, 12345), None, 20),
+    container = data["containers"][0]
+    keys = [
+        Key(ReasonKind.CONTAINER.value, f"container:{container}", container),
+        Key(ReasonKind.ROUTE.value, "route:PE>ES", "PE → ES"),
+        # Acetic anhydride is a precursor of heroin only: one question, for heroin.
+        Key("substance", "substance:acetic anhydride", "acetic anhydride"),
+        Key("spectrum_band", spectral.band_key("raman", 0, 12345), "raman"),
     ]
+    relations = library_relations()
     out = []
     for sharing in ("own", "all"):
         seizure.sharing = sharing
-        parts, params = _lookup_sql(seizure, wanted, 0)
-        statement = text(" UNION ALL ".join(parts)).bindparams(*params)
-        sql = str(
-            statement.compile(
-                dialect=postgresql.dialect(),  # type: ignore[no-untyped-call]
-                compile_kwargs={"literal_binds": True},
-            )
-        )
         with engine.connect() as conn:
-            rows = conn.exec_driver_sql("EXPLAIN (ANALYZE, BUFFERS) " + sql).all()
-        out.append("\n".join(r[0] for r in rows))
+            out += explain_lookups(conn, seizure, keys, relations, analyze=True)
     return "\n".join(out)
 
 
@@ -495,11 +436,7 @@ def main() -> None:
         try:
             _time_arrivals(base, url, data, args.arrivals, args.seconds)
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop_process(proc, timeout=10)
     print(f"\nload average after timing {os.getloadavg()}")
 
 

@@ -16,7 +16,9 @@ minimal HTTP/1.1 client on asyncio streams, so that it costs the shared cores li
 
 By default the database is a fresh PostgreSQL schema, dropped afterwards; ``--schema``
 keeps a named schema instead, seeded once up to ``--seizures`` (a million take a few
-minutes) and reused by later runs. Every loop is bounded by a count and a time limit.
+minutes) and reused by later runs. ``--stub-correlation`` runs the servers with correlation
+on arrival replaced by a no-op, to measure the write path alone. Every loop is bounded by a
+count and a time limit.
 
     .venv/bin/python benchmarks/bench_service.py --seizures 1000000 --seed-seconds 900 \
         --database-url postgresql+psycopg://postgres@127.0.0.1:5432/fieldscan_bench1m \
@@ -31,6 +33,7 @@ import contextlib
 import json
 import os
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -44,7 +47,7 @@ from sqlalchemy import create_engine, func, select
 from sqlalchemy.engine import make_url
 from sqlmodel import Session, col
 
-from fieldscan.station.localservice import start_service_process
+from fieldscan.station.localservice import free_port, start_service_process, stop_process
 from service import audit, crud
 from service.core.db import make_engine, migrate
 from service.models import Agency, DeviceCreate, Seizure
@@ -68,7 +71,18 @@ def _summary(seconds: list[float]) -> str:
     return f"p50 {p50:.1f} ms, p95 {p95:.1f} ms, p99 {p99:.1f} ms"
 
 
-def _start_server(url: str, data_dir: Path, secret: str) -> tuple[subprocess.Popen[bytes], str]:
+#: ``--stub-correlation``: the service with correlation on arrival replaced by a no-op, to
+#: measure the write path alone (benchmark only; the real service always correlates).
+_STUBBED_SERVER = (
+    "import sys, uvicorn, service.crud as c; "
+    "c._correlate = lambda session, seizure_id: None; "
+    "sys.argv[0] = 'uvicorn'; uvicorn.main()"
+)
+
+
+def _start_server(
+    url: str, data_dir: Path, secret: str, *, stub_correlation: bool = False
+) -> tuple[subprocess.Popen[bytes], str]:
     env = {
         **os.environ,
         "DATABASE_URL": url,
@@ -77,8 +91,25 @@ def _start_server(url: str, data_dir: Path, secret: str) -> tuple[subprocess.Pop
         "FIELDSCAN_ARGON2_TIME_COST": "1",
         "FIELDSCAN_ARGON2_MEMORY_KIB": "8",
     }
-    proc, base = start_service_process(env)
-    return proc, f"{base}/api/v1"
+    if not stub_correlation:
+        proc, base = start_service_process(env)
+        return proc, f"{base}/api/v1"
+    port = free_port()
+    command = [
+        sys.executable, "-c", _STUBBED_SERVER, "--factory", "service.main:create_app",
+        "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", "--no-access-log",
+    ]  # fmt: skip
+    proc = subprocess.Popen(command, env=env)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            if httpx.get(f"{base}/api/v1/health", timeout=1).status_code == 200:
+                return proc, f"{base}/api/v1"
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError("the stubbed service did not start")
 
 
 # --------------------------------------------------------------------------- CPU accounting
@@ -412,6 +443,11 @@ def main() -> None:
     )
     parser.add_argument("--search-rounds", type=int, default=100)
     parser.add_argument(
+        "--stub-correlation",
+        action="store_true",
+        help="replace correlation on arrival by a no-op in the servers (the write path alone)",
+    )
+    parser.add_argument(
         "--skip", action="append", default=[], choices=["writes", "batch", "search"]
     )
     args = parser.parse_args()
@@ -433,7 +469,13 @@ def main() -> None:
         )
 
         secret = uuid.uuid4().hex  # shared, as instances behind a balancer would share it
-        servers = [_start_server(url, Path(tmp), secret) for _ in range(args.instances)]
+        stub = args.stub_correlation
+        servers = [
+            _start_server(url, Path(tmp), secret, stub_correlation=stub)
+            for _ in range(args.instances)
+        ]
+        if stub:
+            print("correlation on arrival STUBBED OUT: the write path alone, not the service")
         bases = [base for _, base in servers]
         pids = [proc.pid for proc, _ in servers]
         try:
@@ -477,12 +519,7 @@ def main() -> None:
                     print(f"  {name:18s} {_summary(values)}")
         finally:
             for proc, _ in servers:
-                proc.terminate()
-            for proc, _ in servers:
-                try:
-                    proc.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
+                stop_process(proc, timeout=15)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ import httpx
 from sqlalchemy import text
 from sqlalchemy.dialects import postgresql
 
-from fieldscan.station.localservice import start_service_process
+from fieldscan.station.localservice import start_service_process, stop_process
 from service.core.db import make_engine, migrate
 from service.crud import SeizureFilter
 from service.models import Verdict
@@ -240,11 +240,7 @@ def main() -> None:
                     print(f"  {name:26s} {_summary(timed)}")
             print(f"\nload average after measuring {os.getloadavg()}")
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop_process(proc, timeout=10)
 
 
 if __name__ == "__main__":

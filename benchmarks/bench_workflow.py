@@ -31,7 +31,7 @@ from device.base import AcquisitionSettings
 from device.obp import open_spectrometer
 from device.obp.codec import MIN_FRAME_SIZE
 from fieldscan.station.capture import Station
-from fieldscan.station.localservice import bootstrap, start_service_process
+from fieldscan.station.localservice import bootstrap, start_service_process, stop_process
 from fieldscan.station.outbox import Outbox, RecordStatus
 from fieldscan.station.sync import SyncClient
 from firmware_mocks.obp import EmulatedModule, PtyMock, resolve_sample
@@ -126,8 +126,7 @@ def bench_sync(database_url: str, tests: int, tmp: Path) -> list[tuple[int, int,
                     assert box.counts()[RecordStatus.SENT] == records
                 out.append((workers, records, elapsed))
         finally:
-            server.terminate()
-            server.wait(timeout=20)
+            stop_process(server, timeout=20)
     return out
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import enum
 import hashlib
 import json
-import os
 import threading
 import uuid
 import weakref
@@ -26,9 +25,10 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from sqlalchemy import JSON, Connection, Engine, Float, Integer, and_, delete, exists, func, select
-from sqlmodel import Session, SQLModel
+from sqlmodel import Session, SQLModel, col
 
 import service.cases.models  # noqa: F401  (adds the case tables to VERSIONED)
+from service.core.keyfile import KeyFileError, load_or_create
 from service.core.types import utcnow
 from service.errors import AuditChainError
 from service.models import (
@@ -169,26 +169,9 @@ class CheckpointSigner:
     def load_or_create(cls, path: Path) -> CheckpointSigner:
         """Read the PEM key at ``path``, making a new one (mode 0600) on first use."""
         try:
-            if path.exists():
-                key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-                if not isinstance(key, Ed25519PrivateKey):
-                    raise AuditChainError(f"{path}: not an Ed25519 private key")
-                return cls(key)
-            key = Ed25519PrivateKey.generate()
-            pem = key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(pem)
-            return cls(key)
-        except FileExistsError:  # another process made it between exists() and open()
-            return cls.load_or_create(path)
-        except (OSError, ValueError) as exc:
-            raise AuditChainError(f"checkpoint key {path}: {exc}") from None
+            return cls(load_or_create(path, Ed25519PrivateKey.generate))
+        except KeyFileError as exc:
+            raise AuditChainError(f"checkpoint key {exc}") from None
 
 
 def _checkpoint_message(seq: int, head_hash: str, at: datetime) -> bytes:
@@ -229,7 +212,9 @@ def lock_chain(session: Session, *, wait: bool = True) -> bool:
 def head(session: Session) -> tuple[int, str]:
     """``(seq, hash)`` of the newest event, ``(0, GENESIS)`` for an empty chain."""
     row = session.execute(
-        select(AuditEvent.seq, AuditEvent.hash).order_by(AuditEvent.seq.desc()).limit(1)  # type: ignore[attr-defined]
+        select(col(AuditEvent.seq), col(AuditEvent.hash))
+        .order_by(col(AuditEvent.seq).desc())
+        .limit(1)
     ).first()
     return (int(row[0]), str(row[1])) if row else (0, GENESIS)
 
@@ -632,7 +617,7 @@ def verify(
 def _verify_chain(session: Session, problems: _Problems) -> tuple[int, int, str]:
     expected_seq, prev = 1, GENESIS
     count = 0
-    for (event,) in _batches(session, select(AuditEvent).order_by(AuditEvent.seq)):  # type: ignore[arg-type]
+    for (event,) in _batches(session, select(AuditEvent).order_by(col(AuditEvent.seq))):
         count += 1
         if event.seq != expected_seq:
             problems.add(
@@ -664,9 +649,9 @@ def _verify_checkpoints(
 ) -> int:
     count = 0
     statement = (
-        select(AuditCheckpoint, AuditEvent.hash)
-        .join(AuditEvent, AuditEvent.seq == AuditCheckpoint.seq, isouter=True)  # type: ignore[arg-type]
-        .order_by(AuditCheckpoint.seq)  # type: ignore[arg-type]
+        select(AuditCheckpoint, col(AuditEvent.hash))
+        .join(AuditEvent, col(AuditEvent.seq) == AuditCheckpoint.seq, isouter=True)
+        .order_by(col(AuditCheckpoint.seq))
     )
     for checkpoint, hash_now in _batches(session, statement):
         count += 1
@@ -702,7 +687,7 @@ def _verify_checkpoints(
 
 def _verify_versions(session: Session, problems: _Problems) -> int:
     count = 0
-    for (version,) in _batches(session, select(RecordVersion).order_by(RecordVersion.id)):  # type: ignore[arg-type]
+    for (version,) in _batches(session, select(RecordVersion).order_by(col(RecordVersion.id))):
         count += 1
         where = {"entity_type": version.entity_type, "entity_id": version.entity_id}
         label = f"{version.entity_type} {version.entity_id} v{version.version}"
@@ -730,8 +715,8 @@ def _verify_versions(session: Session, problems: _Problems) -> int:
             )
     # Contiguous versions 1..n per record.
     gaps = (
-        select(RecordVersion.entity_type, RecordVersion.entity_id)
-        .group_by(RecordVersion.entity_type, RecordVersion.entity_id)
+        select(col(RecordVersion.entity_type), col(RecordVersion.entity_id))
+        .group_by(col(RecordVersion.entity_type), col(RecordVersion.entity_id))
         .having(
             (func.count() != func.max(RecordVersion.version))
             | (func.min(RecordVersion.version) != 1)
@@ -747,29 +732,31 @@ def _verify_versions(session: Session, problems: _Problems) -> int:
     # Every version has its audit event with the same digest...
     unmatched = (
         select(
-            RecordVersion.entity_type,
-            RecordVersion.entity_id,
-            RecordVersion.version,
-            AuditEvent.after_digest,
-            RecordVersion.digest,
+            col(RecordVersion.entity_type),
+            col(RecordVersion.entity_id),
+            col(RecordVersion.version),
+            col(AuditEvent.after_digest),
+            col(RecordVersion.digest),
         )
         .join(
             AuditEvent,
             and_(
-                AuditEvent.entity_type == RecordVersion.entity_type,
-                AuditEvent.entity_id == RecordVersion.entity_id,
-                AuditEvent.version == RecordVersion.version,
+                col(AuditEvent.entity_type) == RecordVersion.entity_type,
+                col(AuditEvent.entity_id) == RecordVersion.entity_id,
+                col(AuditEvent.version) == RecordVersion.version,
             ),
             isouter=True,
         )
-        .where((AuditEvent.seq.is_(None)) | (AuditEvent.after_digest != RecordVersion.digest))  # type: ignore[union-attr]
+        .where(
+            (col(AuditEvent.seq).is_(None)) | (col(AuditEvent.after_digest) != RecordVersion.digest)
+        )
         # A version whose event is written but not linked yet is not a finding.
         .where(
             ~exists().where(
-                AuditPending.entity_type == RecordVersion.entity_type,
-                AuditPending.entity_id == RecordVersion.entity_id,
-                AuditPending.version == RecordVersion.version,
-                AuditPending.after_digest == RecordVersion.digest,
+                col(AuditPending.entity_type) == RecordVersion.entity_type,
+                col(AuditPending.entity_id) == RecordVersion.entity_id,
+                col(AuditPending.version) == RecordVersion.version,
+                col(AuditPending.after_digest) == RecordVersion.digest,
             )
         )
     )
@@ -787,17 +774,22 @@ def _verify_versions(session: Session, problems: _Problems) -> int:
         )
     # ...and every audited version still exists.
     orphans = (
-        select(AuditEvent.seq, AuditEvent.entity_type, AuditEvent.entity_id, AuditEvent.version)
+        select(
+            col(AuditEvent.seq),
+            col(AuditEvent.entity_type),
+            col(AuditEvent.entity_id),
+            col(AuditEvent.version),
+        )
         .join(
             RecordVersion,
             and_(
-                AuditEvent.entity_type == RecordVersion.entity_type,
-                AuditEvent.entity_id == RecordVersion.entity_id,
-                AuditEvent.version == RecordVersion.version,
+                col(AuditEvent.entity_type) == RecordVersion.entity_type,
+                col(AuditEvent.entity_id) == RecordVersion.entity_id,
+                col(AuditEvent.version) == RecordVersion.version,
             ),
             isouter=True,
         )
-        .where(AuditEvent.after_digest.is_not(None), RecordVersion.id.is_(None))  # type: ignore[union-attr]
+        .where(col(AuditEvent.after_digest).is_not(None), col(RecordVersion.id).is_(None))
     )
     for seq, entity_type, entity_id, number in session.execute(orphans):
         problems.add(
@@ -815,11 +807,11 @@ def _verify_rows(session: Session, problems: _Problems) -> int:
     for name, model in VERSIONED.items():
         table = model.__table__  # type: ignore[attr-defined]
         statement = (
-            select(model, RecordVersion.digest)
+            select(model, col(RecordVersion.digest))
             .join(
                 RecordVersion,
                 and_(
-                    RecordVersion.entity_type == name,
+                    col(RecordVersion.entity_type) == name,
                     RecordVersion.entity_id == table.c.id,
                     RecordVersion.version == table.c.version,
                 ),
@@ -846,9 +838,9 @@ def _verify_rows(session: Session, problems: _Problems) -> int:
                     entity_id=row.id,
                 )
         newest = (
-            select(RecordVersion.entity_id, func.max(RecordVersion.version))
-            .where(RecordVersion.entity_type == name)
-            .group_by(RecordVersion.entity_id)
+            select(col(RecordVersion.entity_id), func.max(col(RecordVersion.version)))
+            .where(col(RecordVersion.entity_type) == name)
+            .group_by(col(RecordVersion.entity_id))
             .subquery()
         )
         missing = (

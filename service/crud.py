@@ -33,7 +33,7 @@ from sqlalchemy import (
     union,
 )
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, SQLModel
+from sqlmodel import Session, SQLModel, col
 
 from service import audit
 from service.core import authcache
@@ -183,8 +183,9 @@ def _add_new(
         session.flush()
     except IntegrityError as exc:
         raise ConflictError(
-            f"{row.__tablename__} {row.id} cannot be created: {_reason(exc)}"
-        ) from None  # type: ignore[attr-defined]
+            # Every table has an id, but SQLModel (the declared type) does not.
+            f"{row.__tablename__} {getattr(row, 'id', None)} cannot be created: {_reason(exc)}"
+        ) from None
     audit.record_change(session=session, actor=actor, row=row, action="create", reason=reason)
 
 
@@ -273,7 +274,7 @@ def get_agency(*, session: Session, actor: Principal, agency_id: uuid.UUID) -> A
 
 
 def get_agency_by_name(*, session: Session, name: str) -> Agency | None:
-    return session.exec(select(Agency).where(Agency.name == name)).scalars().first()  # type: ignore[call-overload, no-any-return]
+    return session.scalars(select(Agency).where(col(Agency.name) == name)).first()
 
 
 def list_agencies(*, session: Session) -> Sequence[Agency]:
@@ -311,13 +312,13 @@ def get_user(*, session: Session, actor: Principal, user_id: uuid.UUID) -> User:
 
 
 def get_user_by_username(*, session: Session, username: str) -> User | None:
-    return session.scalars(select(User).where(User.username == username)).first()
+    return session.scalars(select(User).where(col(User.username) == username)).first()
 
 
 def list_users(*, session: Session, actor: Principal) -> Sequence[User]:
     query = select(User).order_by(User.username)
     if actor.role != SYSTEM_ROLE:
-        query = query.where(User.agency_id == actor.scope)
+        query = query.where(col(User.agency_id) == actor.scope)
     return session.scalars(query).all()
 
 
@@ -384,7 +385,7 @@ def get_device(*, session: Session, actor: Principal, device_id: uuid.UUID) -> D
 def list_devices(*, session: Session, actor: Principal) -> Sequence[Device]:
     query = select(Device).order_by(Device.serial)
     if actor.role != SYSTEM_ROLE:
-        query = query.where(Device.agency_id == actor.scope)
+        query = query.where(col(Device.agency_id) == actor.scope)
     return session.scalars(query).all()
 
 
@@ -421,7 +422,9 @@ def list_device_keys(
 ) -> Sequence[DeviceKey]:
     device = _get_scoped(session, Device, device_id, actor)
     return session.scalars(
-        select(DeviceKey).where(DeviceKey.device_id == device.id).order_by(DeviceKey.created_at)
+        select(DeviceKey)
+        .where(col(DeviceKey.device_id) == device.id)
+        .order_by(col(DeviceKey.created_at))
     ).all()
 
 
@@ -537,17 +540,17 @@ def seizure_scopes(
         if not shared:
             return ()
         # One other agency: its date index, and of its seizures those shared with us.
-        return (and_(Seizure.agency_id == agency_id, readable(Seizure, "seizure", actor)),)
-    own = Seizure.agency_id == scope
+        return (and_(col(Seizure.agency_id) == agency_id, readable(Seizure, "seizure", actor)),)
+    own = col(Seizure.agency_id) == scope
     if agency_id is not None or not shared:
-        return (own,)  # type: ignore[return-value]
+        return (own,)
     partners = and_(
-        Seizure.id.in_(shared_with_agency("seizure", scope)),  # type: ignore[attr-defined]
-        Seizure.sharing == SharingLevel.PARTNERS.value,
-        Seizure.agency_id != scope,
+        col(Seizure.id).in_(shared_with_agency("seizure", scope)),
+        col(Seizure.sharing) == SharingLevel.PARTNERS.value,
+        col(Seizure.agency_id) != scope,
     )
-    everyone = and_(Seizure.sharing == SharingLevel.ALL.value, Seizure.agency_id != scope)
-    return own, partners, everyone  # type: ignore[return-value]
+    everyone = and_(col(Seizure.sharing) == SharingLevel.ALL.value, col(Seizure.agency_id) != scope)
+    return own, partners, everyone
 
 
 def _like(text: str) -> str:
@@ -568,10 +571,10 @@ def list_seizures(
         c = filters.country.upper()
         where.append(
             or_(
-                Seizure.country == c,
-                Seizure.origin_country == c,
-                Seizure.departure_country == c,
-                Seizure.destination_country == c,
+                col(Seizure.country) == c,
+                col(Seizure.origin_country) == c,
+                col(Seizure.departure_country) == c,
+                col(Seizure.destination_country) == c,
             )
         )
     if filters.transport_mode:
@@ -581,7 +584,8 @@ def list_seizures(
     if filters.verdict:
         where.append(
             exists().where(
-                FieldTest.seizure_id == Seizure.id, FieldTest.verdict == filters.verdict.value
+                col(FieldTest.seizure_id) == Seizure.id,
+                col(FieldTest.verdict) == filters.verdict.value,
             )
         )
     # Criteria met in one of several tables: each alternative becomes its own branch.
@@ -590,9 +594,12 @@ def list_seizures(
         name = filters.substance.lower()
         alternatives.append(
             [
-                exists().where(Item.seizure_id == Seizure.id, func.lower(Item.substance) == name),
                 exists().where(
-                    FieldTest.seizure_id == Seizure.id, func.lower(FieldTest.main_substance) == name
+                    col(Item.seizure_id) == Seizure.id, func.lower(Item.substance) == name
+                ),
+                exists().where(
+                    col(FieldTest.seizure_id) == Seizure.id,
+                    func.lower(FieldTest.main_substance) == name,
                 ),
             ]
         )
@@ -600,14 +607,14 @@ def list_seizures(
         pattern = _like(filters.q)
         alternatives.append(
             [
-                Seizure.narrative.ilike(pattern, escape="\\"),  # type: ignore[union-attr]
+                col(Seizure.narrative).ilike(pattern, escape="\\"),
                 exists().where(
-                    Item.seizure_id == Seizure.id,
-                    Item.description.ilike(pattern, escape="\\"),  # type: ignore[attr-defined]
+                    col(Item.seizure_id) == Seizure.id,
+                    col(Item.description).ilike(pattern, escape="\\"),
                 ),
             ]
         )
-    order = (Seizure.seized_at.desc(), Seizure.id.desc())  # type: ignore[attr-defined]
+    order = (col(Seizure.seized_at).desc(), col(Seizure.id).desc())
     # Own and shared seizures are alternatives too (disjoint ones, each with its own index).
     alternatives.insert(0, list(seizure_scopes(actor, filters.agency_id)))
     if not alternatives[0]:
@@ -621,7 +628,7 @@ def list_seizures(
         # Each branch holds the whole requested window, so the union holds the answer.
         window = skip + limit + 1
         pages = [
-            select(Seizure.id, Seizure.seized_at)
+            select(col(Seizure.id), col(Seizure.seized_at))
             .where(*where, *combo)
             .order_by(*order)
             .limit(window)
@@ -647,7 +654,7 @@ def update_seizure(
     seizure = _get_scoped(session, Seizure, seizure_id, actor)
     _check_version(seizure, if_match)
     changes = seizure_in.model_dump(exclude_unset=True, exclude={"reason"}, mode="python")
-    for key in ("persons", "companies"):
+    for key in ["persons", "companies"]:  # a list: str keys, as model_dump(include=) takes
         if key in changes and changes[key] is not None:
             changes[key] = [dict(v) for v in seizure_in.model_dump(mode="json", include={key})[key]]
     for key in [k for k, v in changes.items() if v is None]:
@@ -694,7 +701,9 @@ def get_item(*, session: Session, actor: Principal, item_id: uuid.UUID) -> Item:
 def list_items(*, session: Session, actor: Principal, seizure_id: uuid.UUID) -> Sequence[Item]:
     seizure = _get_readable(session, Seizure, seizure_id, actor)
     return session.scalars(
-        select(Item).where(Item.seizure_id == seizure.id).order_by(Item.created_at, Item.id)
+        select(Item)
+        .where(col(Item.seizure_id) == seizure.id)
+        .order_by(col(Item.created_at), col(Item.id))
     ).all()
 
 
@@ -821,8 +830,8 @@ def list_field_tests(
     item = _get_readable(session, Item, item_id, actor)
     return session.scalars(
         select(FieldTest)
-        .where(FieldTest.item_id == item.id)
-        .order_by(FieldTest.tested_at, FieldTest.id)
+        .where(col(FieldTest.item_id) == item.id)
+        .order_by(col(FieldTest.tested_at), col(FieldTest.id))
     ).all()
 
 
@@ -885,8 +894,8 @@ def list_custody_events(
     item = _get_readable(session, Item, item_id, actor)
     return session.scalars(
         select(CustodyEvent)
-        .where(CustodyEvent.item_id == item.id)
-        .order_by(CustodyEvent.occurred_at, CustodyEvent.created_at)
+        .where(col(CustodyEvent.item_id) == item.id)
+        .order_by(col(CustodyEvent.occurred_at), col(CustodyEvent.created_at))
     ).all()
 
 
@@ -916,8 +925,8 @@ def list_lab_results(
     item = _get_readable(session, Item, item_id, actor)
     return session.scalars(
         select(LabResult)
-        .where(LabResult.item_id == item.id)
-        .order_by(LabResult.analysed_at, LabResult.id)
+        .where(col(LabResult.item_id) == item.id)
+        .order_by(col(LabResult.analysed_at), col(LabResult.id))
     ).all()
 
 
@@ -960,9 +969,9 @@ def _field_substance(session: Session, item: Item) -> str | None:
     if item.substance:
         return item.substance
     latest = session.scalars(
-        select(FieldTest.main_substance)
-        .where(FieldTest.item_id == item.id)
-        .order_by(FieldTest.tested_at.desc())  # type: ignore[attr-defined]
+        select(col(FieldTest.main_substance))
+        .where(col(FieldTest.item_id) == item.id)
+        .order_by(col(FieldTest.tested_at).desc())
     ).first()
     return latest
 
@@ -994,9 +1003,9 @@ def list_discrepancies(
     """
     rows = session.execute(
         select(Item, LabResult)
-        .join(LabResult, LabResult.item_id == Item.id)
-        .where(Item.agency_id == actor.scope)
-        .order_by(LabResult.analysed_at.desc())  # type: ignore[attr-defined]
+        .join(LabResult, col(LabResult.item_id) == Item.id)
+        .where(col(Item.agency_id) == actor.scope)
+        .order_by(col(LabResult.analysed_at).desc())
         .limit(limit)
     ).all()
     out = []
@@ -1018,10 +1027,10 @@ def list_discrepancies(
 def list_approvals(
     *, session: Session, actor: Principal, status: ApprovalStatus | None = None
 ) -> Sequence[Approval]:
-    query = select(Approval).where(Approval.agency_id == actor.scope)
+    query = select(Approval).where(col(Approval.agency_id) == actor.scope)
     if status is not None:
-        query = query.where(Approval.status == status.value)
-    return session.scalars(query.order_by(Approval.created_at.desc())).all()  # type: ignore[attr-defined]
+        query = query.where(col(Approval.status) == status.value)
+    return session.scalars(query.order_by(col(Approval.created_at).desc())).all()
 
 
 def get_approval(*, session: Session, actor: Principal, approval_id: uuid.UUID) -> Approval:
@@ -1088,6 +1097,18 @@ def decide_approval(
 # --------------------------------------------------------------------------- attachments
 
 
+def store_blob(session: Session, data: bytes) -> str:
+    """Store bytes once, content-addressed; return their SHA-256 (hex)."""
+    digest = hashlib.sha256(data).hexdigest()
+    if session.get(Blob, digest) is None:
+        try:
+            with session.begin_nested():
+                session.execute(insert(Blob).values(sha256=digest, size=len(data), data=data))
+        except IntegrityError:
+            pass  # stored concurrently by another request: same bytes, same key
+    return digest
+
+
 def add_attachment(
     *,
     session: Session,
@@ -1103,13 +1124,7 @@ def add_attachment(
     if not data:
         raise InvalidInputError("file", "is empty")
     item = _get_scoped(session, Item, item_id, actor)
-    digest = hashlib.sha256(data).hexdigest()
-    if session.get(Blob, digest) is None:
-        try:
-            with session.begin_nested():
-                session.execute(insert(Blob).values(sha256=digest, size=len(data), data=data))
-        except IntegrityError:
-            pass  # stored concurrently by another request: same bytes, same key
+    digest = store_blob(session, data)
     attachment = Attachment(
         id=attachment_id or uuid.uuid4(),
         item_id=item.id,
@@ -1128,7 +1143,9 @@ def list_attachments(
 ) -> Sequence[Attachment]:
     item = _get_readable(session, Item, item_id, actor)
     return session.scalars(
-        select(Attachment).where(Attachment.item_id == item.id).order_by(Attachment.created_at)
+        select(Attachment)
+        .where(col(Attachment.item_id) == item.id)
+        .order_by(col(Attachment.created_at))
     ).all()
 
 
@@ -1153,7 +1170,7 @@ def list_versions(
     The history of a seizure record shared with the actor's agency is shared with it.
     """
     query = select(RecordVersion).where(
-        RecordVersion.entity_type == entity_type, RecordVersion.entity_id == entity_id
+        col(RecordVersion.entity_type) == entity_type, col(RecordVersion.entity_id) == entity_id
     )
     shared_model = SHARED_WITH_SEIZURE.get(entity_type)
     if actor.role == SYSTEM_ROLE:
@@ -1161,8 +1178,8 @@ def list_versions(
     elif shared_model is not None:
         _get_readable(session, shared_model, entity_id, actor)  # "not found" unless readable
     else:
-        query = query.where(RecordVersion.agency_id == actor.scope)
-    rows = session.scalars(query.order_by(RecordVersion.version)).all()
+        query = query.where(col(RecordVersion.agency_id) == actor.scope)
+    rows = session.scalars(query.order_by(col(RecordVersion.version))).all()
     if not rows:
         raise NotFoundError(entity_type, entity_id)
     return rows
@@ -1176,7 +1193,7 @@ def find_idempotent(
 ) -> IdempotencyRecord | None:
     return session.scalars(
         select(IdempotencyRecord).where(
-            IdempotencyRecord.scope == scope, IdempotencyRecord.key == key
+            col(IdempotencyRecord.scope) == scope, col(IdempotencyRecord.key) == key
         )
     ).first()
 

@@ -8,6 +8,7 @@ stored as short strings, not database enum types, so adding a value needs no mig
 from __future__ import annotations
 
 import enum
+import json
 import uuid
 from datetime import datetime
 from typing import Any
@@ -516,7 +517,9 @@ class RawSpectrum(SQLModel):
                 raise ValueError(f"{what}[{bad}] is not a finite number (NaN or infinity)")
         from spectra import Spectrum  # the shared rules: enough points, distinct axis values
 
-        Spectrum(axis=self.axis, intensities=self.intensities)  # raises a ValueError subclass
+        axis = np.asarray(self.axis, dtype=np.float64)
+        intensities = np.asarray(self.intensities, dtype=np.float64)
+        Spectrum(axis=axis, intensities=intensities)  # raises a ValueError subclass
         return self
 
 
@@ -802,6 +805,11 @@ class RecordVersionPublic(SQLModel):
     actor_user_id: uuid.UUID | None
     actor_device_id: uuid.UUID | None
     at: datetime
+
+    @classmethod
+    def of(cls, row: RecordVersion) -> RecordVersionPublic:
+        """The stored version with its snapshot as JSON (stored as canonical text)."""
+        return cls(**{**row.model_dump(exclude={"data"}), "data": json.loads(row.data)})
 
 
 class AuditEvent(SQLModel, table=True):

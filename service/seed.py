@@ -63,7 +63,8 @@ WORDS = (
 )
 
 
-def _seizure_row(rng: random.Random, agency_id: uuid.UUID, now: datetime) -> dict[str, Any]:
+def seizure_row(rng: random.Random, agency_id: uuid.UUID, now: datetime) -> dict[str, Any]:
+    """A random seizure of ``agency_id`` (first version, sharing own) as a table row."""
     country = rng.choice(COUNTRIES)
     destination = rng.choice(COUNTRIES)
     seized = datetime(2020, 1, 1, tzinfo=UTC) + timedelta(seconds=rng.randrange(0, 6 * 365 * 86400))
@@ -102,7 +103,8 @@ def _seizure_row(rng: random.Random, agency_id: uuid.UUID, now: datetime) -> dic
     }
 
 
-def _item_row(rng: random.Random, seizure: dict[str, Any], now: datetime) -> dict[str, Any]:
+def item_row(rng: random.Random, seizure: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """A random item of the ``seizure`` row (one drug, a net mass in kg) as a table row."""
     return {
         "id": uuid.UUID(int=rng.getrandbits(128) & ~(0xF000 << 64) | (0x4000 << 64)),
         "seizure_id": seizure["id"],
@@ -122,7 +124,7 @@ def _item_row(rng: random.Random, seizure: dict[str, Any], now: datetime) -> dic
     }
 
 
-def _bulk(session: Session, table: Any, rows: list[dict[str, Any]]) -> None:
+def bulk_insert(session: Session, table: Any, rows: list[dict[str, Any]]) -> None:
     """Insert many rows: COPY on PostgreSQL (ten times faster), executemany elsewhere."""
     if session.get_bind().dialect.name != "postgresql":
         session.execute(insert(table), rows)
@@ -133,6 +135,57 @@ def _bulk(session: Session, table: Any, rows: list[dict[str, Any]]) -> None:
     with cursor.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:
         for row in rows:
             copy.write_row([json.dumps(row[c]) if c in json_columns else row[c] for c in columns])
+
+
+def insert_seeded(
+    session: Session, *, seizures: list[dict[str, Any]], items: list[dict[str, Any]], now: datetime
+) -> None:
+    """Insert seizure and item rows with their first versions and chained audit events,
+    as a write through crud would leave them (the caller commits)."""
+    bulk_insert(session, Seizure.__table__, seizures)  # type: ignore[attr-defined]
+    bulk_insert(session, Item.__table__, items)  # type: ignore[attr-defined]
+    versions: list[dict[str, Any]] = []
+    for model, rows in ((Seizure, seizures), (Item, items)):
+        table = model.__table__  # type: ignore[union-attr]
+        for row in rows:
+            text = audit.canonical_json(audit.snapshot_values(table, row))
+            versions.append(
+                {
+                    "entity_type": table.name,
+                    "entity_id": row["id"],
+                    "agency_id": row["agency_id"],
+                    "version": 1,
+                    "data": text,
+                    "digest": audit.sha256_hex(text),
+                    "reason": "seeded",
+                    "actor_user_id": None,
+                    "actor_device_id": None,
+                    "at": now,
+                }
+            )
+    bulk_insert(session, RecordVersion.__table__, versions)  # type: ignore[attr-defined]
+    audit.lock_chain(session)
+    seq, prev = audit.head(session)
+    events = []
+    for version in versions:
+        seq += 1
+        event = {
+            "seq": seq,
+            "at": now,
+            "agency_id": version["agency_id"],
+            "actor_user_id": None,
+            "actor_device_id": None,
+            "entity_type": version["entity_type"],
+            "entity_id": version["entity_id"],
+            "action": "create",
+            "version": 1,
+            "before_digest": None,
+            "after_digest": version["digest"],
+            "prev_hash": prev,
+        }
+        event["hash"] = prev = audit.event_hash_values(event)
+        events.append(event)
+    bulk_insert(session, AuditEvent.__table__, events)  # type: ignore[attr-defined]
 
 
 def seed_seizures(
@@ -159,53 +212,10 @@ def seed_seizures(
             break
         n = min(batch, count - made)
         now = utcnow()
-        seizures = [_seizure_row(rng, agency_id, now) for _ in range(n)]
-        items = [_item_row(rng, s, now) for s in seizures]
+        seizures = [seizure_row(rng, agency_id, now) for _ in range(n)]
+        items = [item_row(rng, s, now) for s in seizures]
         with Session(engine) as session:
-            _bulk(session, Seizure.__table__, seizures)  # type: ignore[attr-defined]
-            _bulk(session, Item.__table__, items)  # type: ignore[attr-defined]
-            versions: list[dict[str, Any]] = []
-            for model, rows in ((Seizure, seizures), (Item, items)):
-                table = model.__table__  # type: ignore[attr-defined]
-                for row in rows:
-                    text = audit.canonical_json(audit.snapshot_values(table, row))
-                    versions.append(
-                        {
-                            "entity_type": table.name,
-                            "entity_id": row["id"],
-                            "agency_id": agency_id,
-                            "version": 1,
-                            "data": text,
-                            "digest": audit.sha256_hex(text),
-                            "reason": "seeded",
-                            "actor_user_id": None,
-                            "actor_device_id": None,
-                            "at": now,
-                        }
-                    )
-            _bulk(session, RecordVersion.__table__, versions)  # type: ignore[attr-defined]
-            audit.lock_chain(session)
-            seq, prev = audit.head(session)
-            events = []
-            for version in versions:
-                seq += 1
-                event = {
-                    "seq": seq,
-                    "at": now,
-                    "agency_id": agency_id,
-                    "actor_user_id": None,
-                    "actor_device_id": None,
-                    "entity_type": version["entity_type"],
-                    "entity_id": version["entity_id"],
-                    "action": "create",
-                    "version": 1,
-                    "before_digest": None,
-                    "after_digest": version["digest"],
-                    "prev_hash": prev,
-                }
-                event["hash"] = prev = audit.event_hash_values(event)
-                events.append(event)
-            _bulk(session, AuditEvent.__table__, events)  # type: ignore[attr-defined]
+            insert_seeded(session, seizures=seizures, items=items, now=now)
             session.commit()
         made += n
         if progress:

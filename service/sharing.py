@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import ColumnElement, Index, String, and_, delete, exists, insert, or_, select
-from sqlmodel import Field, Session, SQLModel
+from sqlmodel import Field, Session, SQLModel, col
 
 from service.principal import SYSTEM_ROLE, Principal
 
@@ -54,9 +54,9 @@ def readable(model: Any, entity_type: str, actor: Principal) -> ColumnElement[bo
         and_(
             model.sharing == SharingLevel.PARTNERS.value,
             exists().where(
-                RecordShare.entity_type == entity_type,  # type: ignore[arg-type]
-                RecordShare.record_id == model.id,  # type: ignore[arg-type]
-                RecordShare.agency_id == scope,  # type: ignore[arg-type]
+                col(RecordShare.entity_type) == entity_type,
+                RecordShare.record_id == model.id,
+                col(RecordShare.agency_id) == scope,
             ),
         ),
     )
@@ -85,8 +85,8 @@ def sync_shares(
     """Rebuild the share index of one record from its stored level and partners."""
     session.execute(
         delete(RecordShare).where(
-            RecordShare.entity_type == entity_type,  # type: ignore[arg-type]
-            RecordShare.record_id == record_id,  # type: ignore[arg-type]
+            col(RecordShare.entity_type) == entity_type,
+            col(RecordShare.record_id) == record_id,
         )
     )
     if level == SharingLevel.PARTNERS and partners:
@@ -101,7 +101,7 @@ def sync_shares(
 
 def shared_with_agency(entity_type: str, agency_id: uuid.UUID) -> Any:
     """Ids of records of ``entity_type`` named-shared with ``agency_id`` (a subquery)."""
-    return select(RecordShare.record_id).where(
-        RecordShare.entity_type == entity_type,  # type: ignore[arg-type]
-        RecordShare.agency_id == agency_id,  # type: ignore[arg-type]
+    return select(col(RecordShare.record_id)).where(
+        col(RecordShare.entity_type) == entity_type,
+        col(RecordShare.agency_id) == agency_id,
     )

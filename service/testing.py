@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import create_engine
@@ -183,6 +184,24 @@ def seizure_payload(**overrides: object) -> dict[str, object]:
         "companies": [{"name": "Andes Freight SAC", "role": "shipper", "country": "PE"}],
         "narrative": "Passenger selected by profiling; white powder found in suitcase lining.",
     }
+    body.update(overrides)
+    return body
+
+
+def unlinked_seizure_payload(at: datetime, **overrides: object) -> dict[str, object]:
+    """A complete seizure body seized ``at`` with nothing to link it by (no consignment
+    number, person, company or route) unless ``overrides`` give it."""
+    body = seizure_payload(
+        seized_at=at.isoformat(),
+        air_waybill=None,
+        container_number=None,
+        tracking_number=None,
+        persons=[],
+        companies=[],
+        origin_country=None,
+        departure_country=None,
+        destination_country=None,
+    )
     body.update(overrides)
     return body
 

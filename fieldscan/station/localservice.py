@@ -39,7 +39,7 @@ def start_service_process(
     """Start the service as a uvicorn subprocess on a free port; return it and its base URL.
 
     For benchmarks, which want the server in its own process (its own GIL). ``env`` is the
-    whole environment of the process. The caller stops it (terminate, then kill).
+    whole environment of the process. The caller stops it with :func:`stop_process`.
     """
     port = free_port(host)
     command = [
@@ -59,6 +59,16 @@ def start_service_process(
             time.sleep(0.2)
     proc.kill()
     raise RuntimeError(f"the service did not start within {timeout:.0f} s")
+
+
+def stop_process(proc: subprocess.Popen[bytes], *, timeout: float = 10.0) -> None:
+    """Stop a service subprocess: terminate (a clean shutdown), then kill if it hangs."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=5)
 
 
 @contextmanager

@@ -92,7 +92,9 @@ def get_principal(
 ) -> Principal:
     """A device key (field stations) or a bearer token (people)."""
     if device_key:
-        cached = authcache.device_keys.get(device_key)
+        # Per database: apps of one process (tests, tools) never share an answer.
+        cache_key = f"{state.settings.sqlalchemy_url}\n{device_key}"
+        cached = authcache.device_keys.get(cache_key)
         if cached is not None:
             return cached
         generation = authcache.device_keys.generation()
@@ -101,7 +103,7 @@ def get_principal(
         except AuthenticationError as exc:
             raise _unauthorized(str(exc)) from None
         # Valid keys only, briefly: see service.core.authcache for the revocation bound.
-        authcache.device_keys.put(device_key, principal, generation=generation)
+        authcache.device_keys.put(cache_key, principal, generation=generation)
         return principal
     return crud.principal_for_user(get_current_user(session, state, token))
 

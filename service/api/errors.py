@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -52,6 +53,7 @@ def install(app: FastAPI) -> None:
     async def service_error(_request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ServiceError)
         code = status_for(exc)
+        body: dict[str, Any]
         if isinstance(exc, InvalidInputError):
             body = {
                 "detail": [{"loc": ["body", exc.field], "msg": exc.reason, "type": "value_error"}]

@@ -18,16 +18,14 @@ are counted, never shown. Another agency's case that is not shared is "not found
 
 from __future__ import annotations
 
-import hashlib
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import and_, exists, func, insert, or_, select, tuple_
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import and_, exists, func, or_, select, tuple_
 from sqlmodel import Session, col
 
 from service.cases.graph import CaseGraph, LinkFacts, SeizureFacts, build_case_graph
@@ -55,7 +53,7 @@ from service.cases.models import (
     TaskUpdate,
 )
 from service.core.types import utcnow
-from service.crud import _add_new, _apply, _check_version, _like, _partners
+from service.crud import _add_new, _apply, _check_version, _like, _partners, store_blob
 from service.errors import ConflictError, InvalidInputError, NotFoundError, PermissionDeniedError
 from service.linking.models import LinkStatus, SeizureLink
 from service.models import Blob, FieldTest, Item, RecordVersion, Role, Seizure, User
@@ -129,6 +127,52 @@ def _owned_case(
     if actor.role != SYSTEM_ROLE and case.agency_id != actor.scope:
         raise PermissionDeniedError(actor.role, "change another agency's case (shared to read)")
     return case
+
+
+#: Records that belong to one case (and are read or written through it).
+InCase = TypeVar("InCase", CaseDocument, CaseTask, CaseNote)
+#: Records taken off a case (``removed_at``) rather than changed.
+Removable = TypeVar("Removable", CaseEntity, CaseDocument)
+
+
+def _in_case(
+    session: Session,
+    model: type[InCase],
+    entity: str,
+    record_id: uuid.UUID,
+    case_of: Callable[[uuid.UUID], Case],
+) -> tuple[InCase, Case]:
+    """A case's record and its case (``case_of`` checks the actor may read or write it);
+    404 names the record, never its case (whose existence it would reveal)."""
+    row = session.get(model, record_id)
+    if row is None:
+        raise NotFoundError(entity, record_id)
+    try:
+        case = case_of(row.case_id)
+    except NotFoundError:
+        raise NotFoundError(entity, record_id) from None
+    return row, case
+
+
+def _take_off(
+    session: Session,
+    actor: Principal,
+    case_id: uuid.UUID,
+    model: type[Removable],
+    entity: str,
+    record_id: uuid.UUID,
+    *,
+    reason: str,
+    action: str,
+) -> Removable:
+    """Take a person, company or document off the case: a new version with ``removed_at``."""
+    case = _owned_case(session, actor, case_id, CASE_MANAGERS, action)
+    _not_closed(case)
+    row = session.get(model, record_id)
+    if row is None or row.case_id != case.id or row.removed_at is not None:
+        raise NotFoundError(entity, record_id)
+    _apply(session, row, {"removed_at": utcnow()}, actor, reason)
+    return row
 
 
 def _not_closed(case: Case) -> None:
@@ -398,13 +442,16 @@ def add_entity(
 def remove_entity(
     *, session: Session, actor: Principal, case_id: uuid.UUID, entity_id: uuid.UUID, reason: str
 ) -> CaseEntity:
-    case = _owned_case(session, actor, case_id, CASE_MANAGERS, "take persons or companies off")
-    _not_closed(case)
-    entity = session.get(CaseEntity, entity_id)
-    if entity is None or entity.case_id != case.id or entity.removed_at is not None:
-        raise NotFoundError("case_entity", entity_id)
-    _apply(session, entity, {"removed_at": utcnow()}, actor, reason)
-    return entity
+    return _take_off(
+        session,
+        actor,
+        case_id,
+        CaseEntity,
+        "case_entity",
+        entity_id,
+        reason=reason,
+        action="take persons or companies off",
+    )
 
 
 def list_entities(
@@ -437,13 +484,7 @@ def add_document(
     _not_closed(case)
     if not data:
         raise InvalidInputError("file", "is empty")
-    digest = hashlib.sha256(data).hexdigest()
-    if session.get(Blob, digest) is None:
-        try:
-            with session.begin_nested():
-                session.execute(insert(Blob).values(sha256=digest, size=len(data), data=data))
-        except IntegrityError:
-            pass  # stored concurrently by another request: same bytes, same key
+    digest = store_blob(session, data)
     document = CaseDocument(
         id=document_id or uuid.uuid4(),
         case_id=case.id,
@@ -473,13 +514,13 @@ def list_documents(
 def document_content(
     *, session: Session, actor: Principal, document_id: uuid.UUID
 ) -> tuple[CaseDocument, bytes]:
-    document = session.get(CaseDocument, document_id)
-    if document is None:
-        raise NotFoundError("case_document", document_id)
-    try:
-        _readable_case(session, actor, document.case_id)
-    except NotFoundError:
-        raise NotFoundError("case_document", document_id) from None
+    document, _case = _in_case(
+        session,
+        CaseDocument,
+        "case_document",
+        document_id,
+        lambda case_id: _readable_case(session, actor, case_id),
+    )
     blob = session.get(Blob, document.sha256)
     if blob is None:
         raise NotFoundError("blob", document.sha256)
@@ -489,13 +530,16 @@ def document_content(
 def remove_document(
     *, session: Session, actor: Principal, case_id: uuid.UUID, document_id: uuid.UUID, reason: str
 ) -> CaseDocument:
-    case = _owned_case(session, actor, case_id, CASE_MANAGERS, "take documents off")
-    _not_closed(case)
-    document = session.get(CaseDocument, document_id)
-    if document is None or document.case_id != case.id or document.removed_at is not None:
-        raise NotFoundError("case_document", document_id)
-    _apply(session, document, {"removed_at": utcnow()}, actor, reason)
-    return document
+    return _take_off(
+        session,
+        actor,
+        case_id,
+        CaseDocument,
+        "case_document",
+        document_id,
+        reason=reason,
+        action="take documents off",
+    )
 
 
 # --------------------------------------------------------------------------- tasks
@@ -526,13 +570,13 @@ def update_task(
     *, session: Session, actor: Principal, task_id: uuid.UUID, task_in: TaskUpdate, if_match: int
 ) -> CaseTask:
     """Managers change anything; the task's owner only its status (done, cancelled, open)."""
-    task = session.get(CaseTask, task_id)
-    if task is None:
-        raise NotFoundError("case_task", task_id)
-    try:
-        case = _readable_case(session, actor, task.case_id)
-    except NotFoundError:
-        raise NotFoundError("case_task", task_id) from None
+    task, case = _in_case(
+        session,
+        CaseTask,
+        "case_task",
+        task_id,
+        lambda case_id: _readable_case(session, actor, case_id),
+    )
     changes = task_in.model_dump(exclude_unset=True, exclude={"reason"}, mode="python")
     owner = actor.user_id is not None and actor.user_id == task.owner_user_id
     if actor.role != SYSTEM_ROLE:
@@ -583,13 +627,13 @@ def list_tasks(
 
 
 def get_task(*, session: Session, actor: Principal, task_id: uuid.UUID) -> CaseTask:
-    task = session.get(CaseTask, task_id)
-    if task is None:
-        raise NotFoundError("case_task", task_id)
-    try:
-        _readable_case(session, actor, task.case_id)
-    except NotFoundError:
-        raise NotFoundError("case_task", task_id) from None
+    task, _case = _in_case(
+        session,
+        CaseTask,
+        "case_task",
+        task_id,
+        lambda case_id: _readable_case(session, actor, case_id),
+    )
     return task
 
 
@@ -632,13 +676,13 @@ def update_note(
     *, session: Session, actor: Principal, note_id: uuid.UUID, note_in: NoteUpdate, if_match: int
 ) -> CaseNote:
     """Only the author corrects a note; the old text stays in the note's history."""
-    note = session.get(CaseNote, note_id)
-    if note is None:
-        raise NotFoundError("case_note", note_id)
-    try:
-        case = _owned_case(session, actor, note.case_id, NOTE_WRITERS, "correct case notes")
-    except NotFoundError:
-        raise NotFoundError("case_note", note_id) from None
+    note, case = _in_case(
+        session,
+        CaseNote,
+        "case_note",
+        note_id,
+        lambda case_id: _owned_case(session, actor, case_id, NOTE_WRITERS, "correct case notes"),
+    )
     if actor.role != SYSTEM_ROLE and note.author_user_id != actor.user_id:
         raise PermissionDeniedError(actor.role, "correct another person's note")
     _not_closed(case)

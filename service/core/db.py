@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event, insert, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from service.errors import ConfigError, DatabaseError
 
@@ -116,7 +116,7 @@ def shared_secret(engine: Engine, name: str) -> str:
     from service.models import ServiceSecret
 
     with Session(engine) as session:
-        query = select(ServiceSecret.value).where(ServiceSecret.name == name)  # type: ignore[arg-type]
+        query = select(col(ServiceSecret.value)).where(col(ServiceSecret.name) == name)
         found = session.scalar(query)
         if found is not None:
             return str(found)

@@ -10,46 +10,24 @@ Instances behind a balancer share one key directory.
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
 
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
+from service.core.keyfile import K, KeyFileError, load_or_create
 from service.errors import ConfigError
 from service.exchange.package import fingerprint, public_bytes
 
-K = TypeVar("K", Ed25519PrivateKey, X25519PrivateKey)
-
 
 def _load_or_create(path: Path, generate: Callable[[], K]) -> K:
-    kind = type(generate())  # the concrete key class of this backend
     try:
-        if path.exists():
-            key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-            if not isinstance(key, kind):
-                raise ConfigError(f"{path}: not a key of type {kind.__name__}")
-            return key
-        new = generate()
-        pem = new.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(pem)
-        return new
-    except FileExistsError:  # another process made it between exists() and open()
-        return _load_or_create(path, generate)
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"exchange key {path}: {exc}") from None
+        return load_or_create(path, generate)
+    except KeyFileError as exc:
+        raise ConfigError(f"exchange key {exc}") from None
 
 
 @dataclass(frozen=True)

@@ -24,9 +24,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Integer, String, Uuid, bindparam, delete, insert, or_, select
+from sqlalchemy import Connection, Integer, String, Uuid, bindparam, delete, insert, or_, select
 from sqlalchemy import text as sql_text
 from sqlalchemy.sql.elements import BindParameter
+from sqlalchemy.sql.selectable import TextualSelect
 from sqlmodel import Session, col
 
 from service import audit
@@ -474,7 +475,7 @@ def _scopes(seizure: Any) -> list[uuid.UUID | None]:
 
 def _fingerprints(
     session: Session, seizure_id: uuid.UUID, tests: Sequence[tuple[uuid.UUID, str, str]]
-) -> tuple[list[spectral.Fingerprint], list[SpectrumRef]]:
+) -> _Prints:
     """Fingerprints of the seizure's field tests ``(id, kind, spectrum digest)``: stored
     ones reused, new spectra computed.
 
@@ -496,8 +497,7 @@ def _fingerprints(
     current = {t[0] for t in tests}
     stale = [test_id for test_id in stored if test_id not in current]
     fresh: list[dict[str, Any]] = []
-    prints: list[spectral.Fingerprint] = []
-    refs: list[SpectrumRef] = []
+    found = _Prints(changed=bool(stale))
     for test_id, kind, digest in tests:
         row = stored.get(test_id)
         if row is not None and row.spectrum_sha256 == digest and row.kind == kind:
@@ -530,18 +530,40 @@ def _fingerprints(
             if computed is None or packed is None:
                 continue
             bands, vector = computed.bands, spectral.unpack(packed)  # as the others read it
-        prints.append(spectral.Fingerprint(kind=kind, vector=vector, bands=bands))
-        refs.append(SpectrumRef(field_test_id=test_id, kind=kind, vector=vector))
+            found.new.add(test_id)
+        found.prints.append(spectral.Fingerprint(kind=kind, vector=vector, bands=bands))
+        found.refs.append(SpectrumRef(field_test_id=test_id, kind=kind, vector=vector))
     if stale:
         session.execute(delete(LinkSpectrum).where(col(LinkSpectrum.field_test_id).in_(stale)))
     if fresh:
         session.execute(insert(LinkSpectrum), fresh)
-    return prints, refs
+    found.changed = found.changed or bool(fresh)
+    return found
+
+
+@dataclass
+class _Prints:
+    """A seizure's comparable spectra: fingerprints and references, in the same order."""
+
+    prints: list[spectral.Fingerprint] = field(default_factory=list)
+    refs: list[SpectrumRef] = field(default_factory=list)
+    #: Field tests whose fingerprint was computed now (new or changed spectra).
+    new: set[uuid.UUID] = field(default_factory=set)
+    #: Whether any stored fingerprint was added, replaced or removed.
+    changed: bool = False
+
+    def banded(self, only_new: bool = False) -> list[tuple[SpectrumRef, list[str]]]:
+        """Each spectrum with its band keys (``only_new``: those computed now)."""
+        return [
+            (ref, print_.band_keys())
+            for ref, print_ in zip(self.refs, self.prints, strict=True)
+            if not only_new or ref.field_test_id in self.new
+        ]
 
 
 def _collect_keys(
     session: Session, seizure: Seizure, relations: SubstanceRelations
-) -> tuple[list[Key], list[SpectrumRef]]:
+) -> tuple[list[Key], _Prints]:
     substances: list[str] = []
     profiles: list[dict[str, float]] = []
     items = session.execute(
@@ -573,11 +595,15 @@ def _collect_keys(
     if item_ids:
         lab = select(col(LabResult.substance)).where(col(LabResult.item_id).in_(item_ids))
         substances.extend(s for (s,) in session.execute(lab) if s)
-    prints, refs = _fingerprints(session, seizure.id, spectra)
+    prints = _fingerprints(session, seizure.id, spectra)
     keys = seizure_keys(
-        seizure, substances=substances, profiles=profiles, relations=relations, spectra=prints
+        seizure,
+        substances=substances,
+        profiles=profiles,
+        relations=relations,
+        spectra=prints.prints,
     )
-    return keys, refs
+    return keys, prints
 
 
 @dataclass(frozen=True)
@@ -643,19 +669,54 @@ def _lookup(
     key, at)``, or ``(key, at)`` for a seizure shared with all), so a key shared by
     millions of seizures costs no more than ``cap`` rows.
     """
+    found: dict[int, list[tuple[uuid.UUID, datetime]]] = {}
+    for statement in _statements(seizure, wanted):
+        for seizure_id, at, q in session.execute(statement):
+            found.setdefault(int(q), []).append((seizure_id, _as_utc(at)))
+    return found
+
+
+def _statements(seizure: Any, wanted: Sequence[_Wanted]) -> list[TextualSelect]:
+    """The lookup statements for ``wanted``: as few as SQLite's limit on compound
+    SELECTs allows (columns ``seizure_id``, ``at`` and ``q``, the question's index)."""
     per_question = len(_scopes(seizure)) * 2
     step = max(1, _LOOKUP_CHUNK // per_question)
-    found: dict[int, list[tuple[uuid.UUID, datetime]]] = {}
+    statements = []
     for first in range(0, len(wanted), step):
         parts, params = _lookup_sql(seizure, wanted[first : first + step], first)
-        statement = (
+        statements.append(
             sql_text(" UNION ALL ".join(parts))
             .bindparams(*params)
             .columns(seizure_id=Uuid(), at=UtcDateTime(), q=Integer())
         )
-        for seizure_id, at, q in session.execute(statement):
-            found.setdefault(int(q), []).append((seizure_id, _as_utc(at)))
-    return found
+    return statements
+
+
+def explain_lookups(
+    conn: Connection,
+    seizure: Any,
+    keys: Sequence[Key],
+    relations: SubstanceRelations,
+    *,
+    analyze: bool = False,
+) -> list[str]:
+    """Query plans of the index lookups :func:`correlate_seizure` sends for ``seizure``
+    (its id, agency, sharing and date count) with ``keys``: one text per statement.
+
+    ``EXPLAIN`` on PostgreSQL (``analyze``: ``EXPLAIN (ANALYZE, BUFFERS)``, which runs
+    them), ``EXPLAIN QUERY PLAN`` on SQLite. For benchmarks and diagnostics.
+    """
+    wanted, _ = _questions(keys, relations)
+    postgres = conn.dialect.name == "postgresql"
+    prefix = "EXPLAIN QUERY PLAN "
+    if postgres:
+        prefix = "EXPLAIN (ANALYZE, BUFFERS) " if analyze else "EXPLAIN "
+    plans = []
+    for statement in _statements(seizure, wanted):
+        sql = statement.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True})
+        rows = conn.exec_driver_sql(prefix + str(sql)).all()
+        plans.append("\n".join(str(row[0] if postgres else row[-1]) for row in rows))
+    return plans
 
 
 _INFO_COLUMNS = (
@@ -679,10 +740,12 @@ def _seizure_info(session: Session, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID,
 
 
 def _verified_spectra(
-    session: Session, ids: Sequence[uuid.UUID], mine: Sequence[SpectrumRef]
+    session: Session, proposals: Sequence[tuple[SpectrumRef, Sequence[uuid.UUID]]]
 ) -> set[uuid.UUID]:
-    """Those of ``ids`` with a stored spectrum highly similar to one of ``mine``."""
-    if not ids or not mine:
+    """The seizures proposed for one of my spectra that have a stored spectrum highly
+    similar to that spectrum."""
+    ids = sorted({sid for _, proposed in proposals for sid in proposed})
+    if not ids:
         return set()
     theirs: dict[uuid.UUID, list[SpectrumRef]] = {}
     rows = session.execute(
@@ -697,23 +760,20 @@ def _verified_spectra(
         theirs.setdefault(seizure_id, []).append(
             SpectrumRef(field_test_id=test_id, kind=kind, vector=spectral.unpack(vector))
         )
-    return {sid for sid, refs in theirs.items() if _spectrum_reason(mine, refs) is not None}
+    return {
+        sid
+        for mine, proposed in proposals
+        for sid in proposed
+        if sid in theirs and _spectrum_reason([mine], theirs[sid]) is not None
+    }
 
 
-def _candidates(
-    session: Session,
-    seizure: Seizure,
-    keys: list[Key],
-    relations: SubstanceRelations,
-    spectra: Sequence[SpectrumRef] = (),
-) -> tuple[set[uuid.UUID], dict[uuid.UUID, Any]]:
-    """Other seizures sharing a key (or a precursor relation, or a highly similar spectrum)
-    with ``seizure`` that either owner may read: the index questions of all keys in one
-    statement, each capped.
-
-    Spectral bands only propose: the seizures sharing the most bands are verified on
-    their stored spectra before they count.
-    """
+def _questions(
+    keys: Sequence[Key], relations: SubstanceRelations
+) -> tuple[list[_Wanted], list[str]]:
+    """The index questions for ``keys``, and what each answers: ``exact`` (a shared
+    reference or profile), ``band`` (a spectral band: proposes only) or ``weak`` (a route or
+    a precursor relation, nearest in time within a window)."""
     wanted: list[_Wanted] = []
     kinds: list[str] = []
     for mine in keys:
@@ -732,14 +792,39 @@ def _candidates(
                 other = drug if precursor == name else precursor
                 wanted.append(_Wanted(f"substance:{other}", PRECURSOR_WINDOW, MAX_WEAK_MATCHES))
                 kinds.append("weak")
+    return wanted, kinds
+
+
+def _candidates(
+    session: Session,
+    seizure: Seizure,
+    keys: Sequence[Key],
+    relations: SubstanceRelations,
+    spectra: Sequence[tuple[SpectrumRef, Sequence[str]]] = (),
+) -> tuple[set[uuid.UUID], dict[uuid.UUID, Any]]:
+    """Other seizures sharing one of ``keys`` (or a precursor relation), or with a spectrum
+    highly similar to one of ``spectra`` (each with its band keys), that either owner may
+    read: the index questions in one statement, each capped.
+
+    Spectral bands only propose: for each spectrum, the seizures sharing the most of its
+    bands are verified on their stored spectra against it before they count. Each key and
+    each spectrum finds its candidates on its own, so a correlation may ask about only
+    the keys and spectra that are new (:func:`correlate_seizure`).
+    """
+    asked = [k for k in keys if k.kind != _SPECTRUM_BAND]
+    asked += [Key(_SPECTRUM_BAND, b, "") for b in sorted({b for _, bs in spectra for b in bs})]
+    wanted, kinds = _questions(asked, relations)
     answers = _lookup(session, seizure, wanted)
-    shared_bands: dict[uuid.UUID, int] = {}
-    for index, kind in enumerate(kinds):
-        if kind == "band":
-            for sid in {sid for sid, _ in answers.get(index, ())}:
+    band_index = {w.key: i for i, w in enumerate(wanted) if kinds[i] == "band"}
+    proposals: list[tuple[SpectrumRef, list[uuid.UUID]]] = []
+    for ref, bands in spectra:
+        shared_bands: dict[uuid.UUID, int] = {}
+        for band in set(bands):
+            for sid in {sid for sid, _ in answers.get(band_index[band], ())}:
                 shared_bands[sid] = shared_bands.get(sid, 0) + 1
-    proposed = sorted(shared_bands, key=lambda sid: (-shared_bands[sid], sid))
-    verified = _verified_spectra(session, proposed[:MAX_SPECTRAL_CANDIDATES], spectra)
+        proposed = sorted(shared_bands, key=lambda sid: (-shared_bands[sid], sid))
+        proposals.append((ref, proposed[:MAX_SPECTRAL_CANDIDATES]))
+    verified = _verified_spectra(session, proposals)
     ids = {sid for i, rows in answers.items() if kinds[i] != "band" for sid, _ in rows}
     info = _seizure_info(session, ids | verified)
     allowed = {
@@ -829,13 +914,16 @@ def _next_status(link: SeizureLink, reasons: list[dict[str, Any]]) -> LinkStatus
     return status
 
 
-def _same_keys(
-    stored: Sequence[Any], keys: Sequence[Key], audience: Sequence[uuid.UUID], at: datetime
-) -> bool:
-    """Whether the stored index rows of a seizure are exactly ``keys`` × ``audience`` at ``at``."""
-    fresh = sorted((k.kind, k.key, k.detail or "", str(a)) for k in keys for a in audience)
-    old = sorted((row.kind, row.key, row.detail or "", str(row.audience_id)) for row in stored)
-    return fresh == old and all(_as_utc(row.at) == _as_utc(at) for row in stored)
+def _same_frame(stored: Sequence[Any], audience: Sequence[uuid.UUID], at: datetime) -> bool:
+    """Whether the stored index rows of a seizure have exactly ``audience`` (for each key)
+    and the date ``at``: what decides who may read its keys and its time windows."""
+    by_key: dict[str, set[str]] = {}
+    for row in stored:
+        by_key.setdefault(row.key, set()).add(str(row.audience_id))
+    readers = {str(a) for a in audience}
+    return all(found == readers for found in by_key.values()) and all(
+        _as_utc(row.at) == _as_utc(at) for row in stored
+    )
 
 
 def _as_utc(moment: datetime) -> datetime:
@@ -908,7 +996,8 @@ def correlate_seizure(
     ):
         raise NotFoundError("seizure", seizure_id)
     relations = library_relations()
-    keys, refs = _collect_keys(session, seizure, relations)
+    keys, prints = _collect_keys(session, seizure, relations)
+    refs = prints.refs
     audience = audiences(seizure)
     stored = session.execute(
         select(
@@ -919,21 +1008,45 @@ def correlate_seizure(
             col(LinkKey.audience_id),
         ).where(col(LinkKey.seizure_id) == seizure.id)
     ).all()
-    if stored and _same_keys(stored, keys, audience, seizure.seized_at):
-        # A pair's reasons depend only on both seizures' keys and spectra (spectra change
-        # only with keys), and who reads them only on both sharings (the audience is in the
-        # keys): when this seizure's keys are unchanged, any change came from the other
-        # seizure, whose own correlation handled it.
+    old = {(row.kind, row.key, row.detail or "") for row in stored}
+    new = {(k.kind, k.key, k.detail or "") for k in keys}
+    # Incremental when who reads the keys and the date are as stored (each key and each
+    # spectrum finds its candidates on its own, see _candidates): only keys and spectra
+    # that are new or changed are looked up, only index rows that changed are written.
+    # Candidates of the other keys were found when those were new; they are linked now
+    # (each existing link's reasons are recomputed below), or had no reason, which only a
+    # change of a key of either seizure can give them, found then by that key's lookup.
+    incremental = bool(stored) and _same_frame(stored, audience, seizure.seized_at)
+    if incremental and old == new and not prints.changed:
+        # A pair's reasons depend only on both seizures' keys and spectra, and who reads
+        # them only on both sharings (the audience is in the keys): when this seizure's are
+        # unchanged, any change came from the other seizure, whose own correlation handled it.
         return CorrelationResult(
             seizure_id=seizure.id,
             keys=len(keys),
             candidates=0,
             links=list(_links_of(session, seizure.id)),
         )
-
-    _lock_keys(session, _keys_touched(keys, relations))
-    session.execute(delete(LinkKey).where(col(LinkKey.seizure_id) == seizure.id))
-    if keys:
+    if incremental:
+        asked = [k for k in keys if (k.kind, k.key, k.detail or "") not in old]
+        banded = prints.banded(only_new=True)
+        stale = sorted({key for _, key, _ in old - new})
+        for start in range(0, len(stale), 500):
+            session.execute(
+                delete(LinkKey).where(
+                    col(LinkKey.seizure_id) == seizure.id,
+                    col(LinkKey.key).in_(stale[start : start + 500]),
+                )
+            )
+        written = asked
+    else:
+        asked, banded = keys, prints.banded()
+        session.execute(delete(LinkKey).where(col(LinkKey.seizure_id) == seizure.id))
+        written = keys
+    # Locks: the keys this correlation indexes anew or looks up (see _lock_keys).
+    looked_up = [*asked, *(Key(_SPECTRUM_BAND, b, "") for _, bands in banded for b in bands)]
+    _lock_keys(session, _keys_touched(looked_up, relations))
+    if written:
         session.execute(
             insert(LinkKey),
             [
@@ -946,11 +1059,11 @@ def correlate_seizure(
                     "at": seizure.seized_at,
                     "detail": k.detail,
                 }
-                for k in keys
+                for k in written
                 for reader in audience
             ],
         )
-    candidates, info = _candidates(session, seizure, keys, relations, refs)
+    candidates, info = _candidates(session, seizure, asked, relations, banded)
     result = CorrelationResult(seizure_id=seizure.id, keys=len(keys), candidates=len(candidates))
     existing: dict[tuple[uuid.UUID, uuid.UUID], SeizureLink] = {
         (

@@ -1,11 +1,19 @@
 """Correlation after the commit: a durable queue and the worker that empties it.
 
 Writes call :func:`enqueue_correlation` in their own transaction (one upserted row per
-seizure, committed with the change), so correlation costs the write path one statement.
-When such a transaction commits, the process's :class:`LinkWorker` is woken at once; it
-correlates the queued seizures in batches and deletes each queue row in the transaction
-that writes its links, so a crash between the two leaves the row for the next worker (the
-worker also polls, and the next start picks up what a crash left).
+seizure, committed with the change; a seizure written many times in one transaction, as in
+a sync batch, is queued once), so correlation costs the write path one statement. When
+such a transaction commits, the process's :class:`LinkWorker` is woken at once.
+
+Work is coalesced: the worker takes every queued seizure in one pass, so a burst of writes
+to one seizure costs one correlation, and a seizure queued again while being correlated
+is correlated once more, whatever the number of writes meanwhile. Each seizure is
+correlated in a transaction of its own that locks its queue row, takes its link locks in
+one statement (no lock-order cycle between correlations) and deletes the row with the
+links written, so a crash in between leaves the row for the next worker (the worker also
+polls, and the next start picks up what a crash left). A deadlock, a serialization
+failure or a concurrently changed link is retried at once; other failures stay queued
+with their error, up to :data:`MAX_ATTEMPTS` times.
 
 Readers of links and alerts call :func:`drain` first: what they read then includes every
 change committed before (read-your-writes), whether or not the worker has run yet. Tests
@@ -22,33 +30,49 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, event, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session, col
 
 from service import audit
 from service.audit import AuditSettings
 from service.core.types import utcnow
+from service.errors import PreconditionFailedError
 from service.linking.engine import CorrelationResult, correlate_seizure
 from service.linking.models import LinkQueue
 from service.principal import Principal
 
 log = logging.getLogger("service.linking")
 
-#: Seizures correlated per worker transaction (one commit for many correlations).
+#: Seizures :func:`correlate_queued` takes by default (in the caller's transaction).
 BATCH = 20
+#: Queued seizures one worker pass takes (each in its own transaction).
+PASS = 500
 #: After this many failed attempts a queued seizure waits for a manual correlation.
 MAX_ATTEMPTS = 5
+#: Immediate retries of a correlation that lost a race (deadlock, serialization failure,
+#: a link changed concurrently); they do not count as failed attempts.
+RETRIES = 5
+#: PostgreSQL errors that mean "run it again": serialization failure, deadlock detected,
+#: unique violation (a concurrent correlation inserted the same link or alert first).
+_TRANSIENT = frozenset({"40001", "40P01", "23505"})
 _FLAG = "fieldscan_link_enqueued"
+_QUEUED = "fieldscan_link_queued"
 _WORKERS: weakref.WeakKeyDictionary[Engine, LinkWorker] = weakref.WeakKeyDictionary()
 
 
 def enqueue_correlation(session: Session, seizure_id: uuid.UUID) -> None:
     """Queue a seizure for correlation, in the caller's transaction (durable with it).
 
-    An already queued seizure has its row touched, not duplicated. On PostgreSQL, touching
-    waits for a worker correlating that seizure right now to commit (it holds the row), so
-    the change being committed is never missed by a correlation that read too early.
+    An already queued seizure has its row touched, not duplicated (it keeps its place in
+    the queue). On PostgreSQL, touching waits for a worker correlating that seizure right
+    now to commit (it holds the row), so the change being committed is never missed by a
+    correlation that read too early. A seizure already queued in this transaction is not
+    queued again (a rolled-back savepoint forgets what it queued).
     """
+    queued: set[uuid.UUID] = session.info.setdefault(_QUEUED, set())
+    if seizure_id in queued:
+        return
     dialect = session.get_bind().dialect.name
     values = {"seizure_id": seizure_id, "enqueued_at": utcnow(), "attempts": 0}
     table = LinkQueue.__table__  # type: ignore[attr-defined]
@@ -58,9 +82,10 @@ def enqueue_correlation(session: Session, seizure_id: uuid.UUID) -> None:
         stmt = sqlite.insert(table).values(**values)
     stmt = stmt.on_conflict_do_update(
         index_elements=["seizure_id"],
-        set_={"enqueued_at": stmt.excluded.enqueued_at, "attempts": 0, "last_error": None},
+        set_={"attempts": 0, "last_error": None},
     )
     session.execute(stmt)
+    queued.add(seizure_id)
     session.info[_FLAG] = True
 
 
@@ -113,28 +138,90 @@ def correlate_queued(
     return results
 
 
+def transient(exc: BaseException) -> bool:
+    """Whether a failed correlation lost a race and should simply run again."""
+    if isinstance(exc, PreconditionFailedError):
+        return True
+    if isinstance(exc, DBAPIError):
+        return getattr(exc.orig, "sqlstate", None) in _TRANSIENT
+    return False
+
+
+def correlate_one(
+    session: Session,
+    seizure_id: uuid.UUID,
+    *,
+    skip_locked: bool = True,
+    actor: Principal | None = None,
+) -> CorrelationResult | None:
+    """Correlate one queued seizure in a transaction of its own, committed here.
+
+    The queue row is locked first (``skip_locked``: a seizure another worker is busy with
+    is left to it; otherwise this waits for it, then usually finds the row gone). Returns
+    None when the seizure is not (or no longer) queued, or failed. A transient failure
+    (:func:`transient`) is retried at once, up to :data:`RETRIES` times; any other failure
+    is recorded on the queue row for a later attempt.
+    """
+    table = LinkQueue.__table__  # type: ignore[attr-defined]
+    query = select(col(LinkQueue.seizure_id)).where(
+        col(LinkQueue.seizure_id) == seizure_id, col(LinkQueue.attempts) < MAX_ATTEMPTS
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=skip_locked)
+    for attempt in range(RETRIES + 1):
+        try:
+            if session.execute(query).first() is None:
+                session.rollback()
+                return None
+            result = correlate_seizure(session, seizure_id, actor=actor)
+            session.execute(table.delete().where(table.c.seizure_id == seizure_id))
+            session.commit()
+            return result
+        except Exception as exc:
+            session.rollback()
+            if transient(exc) and attempt < RETRIES:
+                log.info("correlating seizure %s lost a race, again: %s", seizure_id, exc)
+                continue
+            log.warning("correlating seizure %s failed: %s", seizure_id, exc)
+            session.execute(
+                update(table)
+                .where(table.c.seizure_id == seizure_id)
+                .values(attempts=table.c.attempts + 1, last_error=str(exc)[:2000])
+            )
+            session.commit()
+            return None
+    return None  # pragma: no cover - the loop always returns
+
+
+def _queued_ids(session: Session, limit: int) -> list[uuid.UUID]:
+    """Queued seizures, oldest first (no lock: each is locked when correlated)."""
+    query = (
+        select(col(LinkQueue.seizure_id))
+        .where(col(LinkQueue.attempts) < MAX_ATTEMPTS)
+        .order_by(col(LinkQueue.enqueued_at), col(LinkQueue.seizure_id))
+        .limit(limit)
+    )
+    return list(session.execute(query).scalars())
+
+
 def drain(session: Session, *, limit: int = 100) -> int:
-    """Correlate what is queued now (waiting for a busy worker), then commit.
+    """Correlate what is queued now (waiting for a busy worker), committing each.
 
     Readers call it before reading links or alerts; it costs one indexed probe when the
     queue is empty. At most ``limit`` seizures (oldest first): under a backlog a reader
     shares the worker's work but is not held up indefinitely. Returns how many it did.
     """
-    probe = select(col(LinkQueue.seizure_id)).where(col(LinkQueue.attempts) < MAX_ATTEMPTS)
-    if session.execute(probe.limit(1)).first() is None:
+    ids = _queued_ids(session, limit)
+    if not ids:
         return 0
-    done = 0
-    while done < limit:
-        batch = correlate_queued(session, limit=min(BATCH, limit - done), skip_locked=False)
-        _commit(session)
-        if not batch:
-            break
-        done += len(batch)
+    session.commit()  # what the caller wrote is its own business: end the probe's transaction
+    done = sum(correlate_one(session, sid, skip_locked=False) is not None for sid in ids)
+    _chain(session)
     return done
 
 
-def _commit(session: Session) -> None:
-    session.commit()
+def _chain(session: Session) -> None:
+    """Link the audit events just committed into the chain (skipped if another chainer is busy)."""
     if audit.chain_pending(session, wait=False):
         session.commit()
     else:
@@ -177,17 +264,29 @@ class LinkWorker:
         self._wake.set()
 
     def run_once(self) -> int:
-        """Correlate queued seizures until none are left; returns how many."""
+        """Correlate queued seizures until none are left; returns how many.
+
+        Each pass takes every queued seizure (up to :data:`PASS`): writes that queued a
+        seizure again meanwhile cost one more correlation in the next pass, not one each.
+        """
         done = 0
-        while not self._stop.is_set():
-            with Session(self.engine) as session:
-                if self.audit_settings is not None:
-                    audit.bind(session, self.audit_settings)
-                batch = correlate_queued(session)
-                _commit(session)
-            done += len(batch)
-            if len(batch) < BATCH:
-                return done
+        with Session(self.engine) as session:
+            if self.audit_settings is not None:
+                audit.bind(session, self.audit_settings)
+            while not self._stop.is_set():
+                ids = _queued_ids(session, PASS)
+                session.rollback()
+                if not ids:
+                    break
+                did = 0
+                for seizure_id in ids:
+                    if self._stop.is_set():
+                        break
+                    did += correlate_one(session, seizure_id) is not None
+                _chain(session)
+                done += did
+                if did == 0:  # the rest is failed, or another worker's: wait for a wake
+                    break
         return done
 
     def _run(self) -> None:
@@ -220,6 +319,14 @@ def _wake_worker(session: OrmSession) -> None:
             worker.wake()
 
 
-@event.listens_for(OrmSession, "after_rollback")
-def _forget(session: OrmSession) -> None:
-    session.info.pop(_FLAG, None)
+@event.listens_for(OrmSession, "after_commit")
+def _forget_queued(session: OrmSession) -> None:
+    session.info.pop(_QUEUED, None)
+
+
+@event.listens_for(OrmSession, "after_soft_rollback")
+def _forget(session: OrmSession, previous_transaction: Any) -> None:
+    # A rolled-back savepoint undid its queue rows too: queue again what is written next.
+    session.info.pop(_QUEUED, None)
+    if not previous_transaction.nested:
+        session.info.pop(_FLAG, None)

@@ -7,7 +7,7 @@ from sqlalchemy import create_engine
 from sqlmodel import SQLModel
 
 import service.cases.models  # the case tables
-import service.exchange  # noqa: F401  (exchange tables)
+import service.exchange  # the exchange tables
 import service.linking
 import service.models  # noqa: F401  (registers the tables on SQLModel.metadata)
 

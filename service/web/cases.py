@@ -45,6 +45,8 @@ from service.cases.models import (
 from service.errors import InvalidInputError, ServiceError
 from service.models import Seizure, User
 from service.sharing import SharingLevel
+from service.web import labels
+from service.web.errortext import ENTITY
 from service.web.labels import N_
 from service.web.pages import (
     PREFIX,
@@ -55,6 +57,7 @@ from service.web.pages import (
     invalid_page,
     render_page,
     signed_in,
+    stored_file,
 )
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
@@ -69,11 +72,6 @@ TASK_KIND = {
     "other": N_("Other"),
 }
 TASK_STATUS = {"open": N_("Open"), "done": N_("Done"), "cancelled": N_("Cancelled")}
-SHARING = {
-    "own": N_("Own agency only"),
-    "partners": N_("Named partner agencies"),
-    "all": N_("All participating agencies"),
-}
 NODE_KIND = {
     "seizure": N_("Seizure"),
     "consignment": N_("Consignment reference"),
@@ -86,14 +84,6 @@ EDGE_KIND = {
     "attribute": N_("Has this attribute"),
     "suggested": N_("Suggested link"),
     "accepted": N_("Accepted link"),
-}
-RECORD_KIND = {
-    "case": N_("Case"),
-    "case_seizure": N_("Member seizure"),
-    "case_entity": N_("Person or company"),
-    "case_document": N_("Document"),
-    "case_task": N_("Task"),
-    "case_note": N_("Note"),
 }
 FLASH = {
     "created": N_("Case opened."),
@@ -191,7 +181,7 @@ def case_list(
         agencies=agencies,
         params={"status": status, "q": q, "mine": mine},
         status_labels=_labels(ctx, CASE_STATUS),
-        sharing_labels=_labels(ctx, SHARING),
+        sharing_labels=_labels(ctx, labels.SHARING),
         can_manage=ctx.can(crud.CASE_MANAGERS),
         leaders=_agency_users(session, ctx.agency.id, crud.LEADERS),
         form_id=uuid.uuid4(),
@@ -320,7 +310,7 @@ def case_detail(
         kind_labels=_labels(ctx, TASK_KIND),
         task_status_labels=_labels(ctx, TASK_STATUS),
         sharing_levels=list(SharingLevel),
-        sharing_labels=_labels(ctx, SHARING),
+        sharing_labels=_labels(ctx, labels.SHARING),
         flash=flash_message(ctx, FLASH),
     )
 
@@ -330,7 +320,7 @@ def _history_row(
 ) -> dict[str, Any]:
     data = json.loads(row.data)
     return {
-        "kind": gettext(RECORD_KIND[row.entity_type]) if row.entity_type in RECORD_KIND else "",
+        "kind": gettext(ENTITY[row.entity_type]) if row.entity_type in ENTITY else "",
         "version": row.version,
         "at": row.at,
         "who": names.get(row.actor_user_id, "—"),
@@ -676,21 +666,7 @@ def document(
         )
     except ServiceError as exc:
         return error_page(ctx, exc)
-    return Response(
-        data,
-        media_type=row.media_type,
-        headers={
-            "Content-Disposition": f"attachment; filename*=UTF-8''{_quote(row.filename)}",
-            "X-Content-Type-Options": "nosniff",
-            "Cache-Control": "no-store",
-        },
-    )
-
-
-def _quote(name: str) -> str:
-    from urllib.parse import quote
-
-    return quote(name, safe="")
+    return stored_file(data, row.filename, row.media_type)
 
 
 # --------------------------------------------------------------------------- graph drawing

@@ -182,6 +182,8 @@ FIELD = {
     "password": N_("Password"),
     "sharing": N_("Sharing"),
     "shared_with": N_("Partner agencies"),
+    # Batch sync: the seizure or item an operation belongs to.
+    "parent_id": N_("Parent record"),
     # Cases (issue 8).
     "reference": N_("Reference"),
     "title": N_("Title"),

@@ -177,15 +177,9 @@ def to_json(rows: Sequence[dict[str, Any]]) -> str:
 
 
 def _nationalities(s: Seizure) -> str:
-    return " ".join(
-        sorted(
-            {
-                p.get("nationality")
-                for p in (s.persons or [])
-                if isinstance(p, dict) and p.get("nationality")
-            }
-        )
-    )
+    persons: list[Any] = s.persons or []  # the JSON column gives dicts, not PersonRef
+    found = {p.get("nationality") for p in persons if isinstance(p, dict)}
+    return " ".join(sorted(n for n in found if n))
 
 
 def unodc_rows(

@@ -53,7 +53,7 @@ def translations(lang: str) -> gettext.GNUTranslations:
 def negotiate(cookie: str | None, accept_language: str | None) -> str:
     """The language to use: the remembered choice, else the browser's best match, else English."""
     if cookie in LANGUAGES:
-        return cookie  # type: ignore[return-value]
+        return cookie
     if accept_language:
         wanted = []
         for part in accept_language.split(","):

@@ -44,6 +44,12 @@ ROLE = {
     "analyst": N_("Analyst"),
     "admin": N_("Administrator"),
 }
+#: Who may read a record (seizures, cases): :class:`service.sharing.SharingLevel`.
+SHARING = {
+    "own": N_("Own agency only"),
+    "partners": N_("Named partner agencies"),
+    "all": N_("All participating agencies"),
+}
 APPROVAL = {
     "pending": N_("Pending"),
     "approved": N_("Approved"),

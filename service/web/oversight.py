@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from service import audit, crud
 from service.api.deps import AppState
@@ -73,13 +73,13 @@ class OversightReport:
 
 def _edits(session: Session, actor: Principal, since: datetime | None) -> list[Edit]:
     query = select(RecordVersion).where(
-        RecordVersion.agency_id == actor.scope,
-        RecordVersion.version > 1,  # type: ignore[operator]
-        RecordVersion.entity_type.in_(EVIDENCE_TYPES),  # type: ignore[attr-defined]
+        col(RecordVersion.agency_id) == actor.scope,
+        col(RecordVersion.version) > 1,
+        col(RecordVersion.entity_type).in_(EVIDENCE_TYPES),
     )
     if since is not None:
-        query = query.where(RecordVersion.at >= since)  # type: ignore[operator]
-    rows = session.scalars(query.order_by(RecordVersion.at.desc()).limit(1000)).all()  # type: ignore[attr-defined]
+        query = query.where(col(RecordVersion.at) >= since)
+    rows = session.scalars(query.order_by(col(RecordVersion.at).desc()).limit(1000)).all()
     return [
         Edit(r.entity_type, r.entity_id, r.version, r.at, r.reason, r.actor_user_id) for r in rows
     ]
@@ -100,18 +100,18 @@ def _custody(session: Session, actor: Principal) -> tuple[list[LateEvent], list[
     # The newest items (a bounded window, so the report stays quick on a large agency).
     items = session.scalars(
         select(Item)
-        .where(Item.agency_id == actor.scope)
-        .order_by(Item.created_at.desc())  # type: ignore[attr-defined]
+        .where(col(Item.agency_id) == actor.scope)
+        .order_by(col(Item.created_at).desc())
         .limit(MAX_ITEMS)
     ).all()
     ids = [i.id for i in items]
     events = session.scalars(
         select(CustodyEvent)
-        .where(CustodyEvent.item_id.in_(ids))  # type: ignore[attr-defined]
-        .order_by(CustodyEvent.occurred_at, CustodyEvent.created_at)  # type: ignore[arg-type]
+        .where(col(CustodyEvent.item_id).in_(ids))
+        .order_by(col(CustodyEvent.occurred_at), col(CustodyEvent.created_at))
     ).all()
     tested = set(
-        session.scalars(select(FieldTest.item_id).where(FieldTest.item_id.in_(ids))).all()  # type: ignore[attr-defined]
+        session.scalars(select(col(FieldTest.item_id)).where(col(FieldTest.item_id).in_(ids))).all()
     )
     by_item: dict[uuid.UUID, list[CustodyEvent]] = {}
     late = []

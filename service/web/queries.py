@@ -32,7 +32,7 @@ from sqlalchemy import (
     union,
     union_all,
 )
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from service.crud import SeizureFilter, seizure_scopes
 from service.errors import InvalidInputError
@@ -95,10 +95,12 @@ def related_filters(
         )
     if filters.q:
         pattern = _like(filters.q)
-        narrative = Seizure.narrative.ilike(pattern, escape="\\")  # type: ignore[union-attr]
-        described = Item.description.ilike(pattern, escape="\\")  # type: ignore[attr-defined]
+        narrative = col(Seizure.narrative).ilike(pattern, escape="\\")
+        described = col(Item.description).ilike(pattern, escape="\\")
         # The narrative is the seizure's own column: correlated, it is a plain condition.
-        own = select(Seizure.id.label("sid")).where(narrative, Seizure.agency_id == agency_id)
+        own: Select[Any] = select(col(Seizure.id).label("sid")).where(
+            narrative, col(Seizure.agency_id) == agency_id
+        )
         out.append(
             [narrative if correlated else own, ids(Item.seizure_id, Item.agency_id, described)]
         )
@@ -123,23 +125,23 @@ def seizure_conditions(
         scope = own[0] if own else false()  # another agency's: nothing of ours
     conds: list[ColumnElement[bool]] = [scope]
     if filters.date_from:
-        conds.append(Seizure.seized_at >= filters.date_from)  # type: ignore[arg-type]
+        conds.append(col(Seizure.seized_at) >= filters.date_from)
     if filters.date_to:
-        conds.append(Seizure.seized_at <= filters.date_to)  # type: ignore[arg-type]
+        conds.append(col(Seizure.seized_at) <= filters.date_to)
     if filters.country:
         c = filters.country.upper()
         conds.append(
             or_(
-                Seizure.country == c,
-                Seizure.origin_country == c,
-                Seizure.departure_country == c,
-                Seizure.destination_country == c,
+                col(Seizure.country) == c,
+                col(Seizure.origin_country) == c,
+                col(Seizure.departure_country) == c,
+                col(Seizure.destination_country) == c,
             )
         )
     if filters.transport_mode:
-        conds.append(Seizure.transport_mode == filters.transport_mode)  # type: ignore[arg-type]
+        conds.append(col(Seizure.transport_mode) == filters.transport_mode)
     if filters.status:
-        conds.append(Seizure.status == filters.status)  # type: ignore[arg-type]
+        conds.append(col(Seizure.status) == filters.status)
     if not sparse:
         return conds
     for sources in related_filters(actor, filters, correlated=True):
@@ -202,7 +204,7 @@ def _page_plan(
                 select(func.count()).select_from(ids.limit(SPARSE_THRESHOLD).subquery())
             )
             if (found or 0) < SPARSE_THRESHOLD:
-                conds.append(Seizure.id.in_(ids))  # type: ignore[attr-defined]
+                conds.append(col(Seizure.id).in_(ids))
                 continue
         either: list[ColumnElement[bool]] = []
         for source in checked:
@@ -239,7 +241,7 @@ def seizure_page(
     scopes = seizure_scopes(actor, filters.agency_id, shared=shared)
     if not scopes:
         return [], None
-    order = (Seizure.seized_at.desc(), Seizure.id.desc())  # type: ignore[attr-defined]
+    order = (col(Seizure.seized_at).desc(), col(Seizure.id).desc())
     branches: list[Select[Any]] = []
     for i, scope in enumerate(scopes):
         # The first branch holds one agency's seizures (ours, or the one filtered on).
@@ -248,9 +250,7 @@ def seizure_page(
         if after is not None:
             # A row-value comparison, not "a < x OR (a = x AND b < y)": PostgreSQL turns it
             # into an index range bound, so a deep page starts where it is.
-            conds.append(
-                tuple_(Seizure.seized_at, Seizure.id) < tuple_(after.seized_at, after.id)  # type: ignore[arg-type]
-            )
+            conds.append(tuple_(Seizure.seized_at, Seizure.id) < tuple_(after.seized_at, after.id))
         columns: Any = Seizure if len(scopes) == 1 else (Seizure.id, Seizure.seized_at)
         branch = select(*columns) if isinstance(columns, tuple) else select(columns)
         for join in joins:
@@ -277,8 +277,8 @@ def all_filtered(
     """Every matching seizure (newest first, at most ``limit``) for exports."""
     query = select(Seizure).where(*seizure_conditions(actor, filters))
     return session.scalars(
-        query.order_by(Seizure.seized_at.desc(), Seizure.id.desc()).limit(limit)
-    ).all()  # type: ignore[attr-defined]
+        query.order_by(col(Seizure.seized_at).desc(), col(Seizure.id).desc()).limit(limit)
+    ).all()
 
 
 def items_of(session: Session, seizure_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[Item]]:
@@ -287,8 +287,10 @@ def items_of(session: Session, seizure_ids: Sequence[uuid.UUID]) -> dict[uuid.UU
     if not seizure_ids:
         return out
     for item in session.scalars(
-        select(Item).where(Item.seizure_id.in_(seizure_ids)).order_by(Item.created_at, Item.id)
-    ):  # type: ignore[attr-defined]
+        select(Item)
+        .where(col(Item.seizure_id).in_(seizure_ids))
+        .order_by(col(Item.created_at), col(Item.id))
+    ):
         out.setdefault(item.seizure_id, []).append(item)
     return out
 
@@ -302,9 +304,9 @@ def tests_of(
         return out
     query = (
         select(FieldTest)
-        .where(FieldTest.seizure_id.in_(seizure_ids))
-        .order_by(FieldTest.tested_at, FieldTest.id)
-    )  # type: ignore[attr-defined]
+        .where(col(FieldTest.seizure_id).in_(seizure_ids))
+        .order_by(col(FieldTest.tested_at), col(FieldTest.id))
+    )
     for test in session.scalars(query):
         out.setdefault(test.seizure_id, []).append(test)
     return out
@@ -350,12 +352,12 @@ def dashboard_data(
 ) -> DashboardData:
     """Counts per month by transport mode and by substance, top routes and map points."""
     conds = seizure_conditions(actor, filters)
-    year = extract("year", Seizure.seized_at)
-    month = extract("month", Seizure.seized_at)
+    year = extract("year", col(Seizure.seized_at))
+    month = extract("month", col(Seizure.seized_at))
     mode_rows = session.execute(
-        select(year, month, Seizure.transport_mode, func.count())
+        select(year, month, col(Seizure.transport_mode), func.count())
         .where(*conds)
-        .group_by(year, month, Seizure.transport_mode)
+        .group_by(year, month, col(Seizure.transport_mode))
     ).all()
     months = sorted({_month(y, m) for y, m, _, _ in mode_rows})
     index = {m: i for i, m in enumerate(months)}
@@ -364,13 +366,15 @@ def dashboard_data(
         by_mode.setdefault(mode or "", [0] * len(months))[index[_month(y, m)]] += int(n)
     # A seizure counts once per substance, whether an item records it or a field test found it.
     named = union(
-        select(Item.seizure_id.label("sid"), Item.substance.label("name")).where(  # type: ignore[attr-defined]
-            Item.agency_id == actor.scope,
-            Item.substance.is_not(None),  # type: ignore[union-attr]
+        select(col(Item.seizure_id).label("sid"), col(Item.substance).label("name")).where(
+            col(Item.agency_id) == actor.scope,
+            col(Item.substance).is_not(None),
         ),
-        select(FieldTest.seizure_id.label("sid"), FieldTest.main_substance.label("name")).where(  # type: ignore[attr-defined]
-            FieldTest.agency_id == actor.scope,
-            FieldTest.main_substance.is_not(None),  # type: ignore[union-attr]
+        select(
+            col(FieldTest.seizure_id).label("sid"), col(FieldTest.main_substance).label("name")
+        ).where(
+            col(FieldTest.agency_id) == actor.scope,
+            col(FieldTest.main_substance).is_not(None),
         ),
     ).subquery()
     sub_rows = session.execute(
@@ -392,10 +396,10 @@ def dashboard_data(
     # grouped as its text (the service always writes it with json.dumps), decoded here.
     transit = cast(Seizure.transit_countries, String)
     route_rows = session.execute(
-        select(start, transit, Seizure.destination_country, func.count())
-        .where(*conds, start.is_not(None), Seizure.destination_country.is_not(None))  # type: ignore[union-attr]
-        .group_by(start, transit, Seizure.destination_country)
-        .order_by(func.count().desc(), start, transit, Seizure.destination_country)
+        select(start, transit, col(Seizure.destination_country), func.count())
+        .where(*conds, start.is_not(None), col(Seizure.destination_country).is_not(None))
+        .group_by(start, transit, col(Seizure.destination_country))
+        .order_by(func.count().desc(), start, transit, col(Seizure.destination_country))
         .limit(4 * top_routes)
     ).all()
     routes: dict[tuple[str, ...], int] = {}
@@ -403,9 +407,14 @@ def dashboard_data(
         key = (a, *_countries(via), b)
         routes[key] = routes.get(key, 0) + int(n)
     point_rows = session.execute(
-        select(Seizure.latitude, Seizure.longitude, Seizure.place, Seizure.seized_at)
-        .where(*conds, Seizure.latitude.is_not(None), Seizure.longitude.is_not(None))  # type: ignore[union-attr]
-        .order_by(Seizure.seized_at.desc())  # type: ignore[attr-defined]
+        select(
+            col(Seizure.latitude),
+            col(Seizure.longitude),
+            col(Seizure.place),
+            col(Seizure.seized_at),
+        )
+        .where(*conds, col(Seizure.latitude).is_not(None), col(Seizure.longitude).is_not(None))
+        .order_by(col(Seizure.seized_at).desc())
         .limit(max_points)
     ).all()
     return DashboardData(

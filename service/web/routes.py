@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from service import audit, crud
 from service.api.common import commit
@@ -70,6 +70,7 @@ from service.web.pages import (
     render_page,
     safe_next,
     signed_in,
+    stored_file,
 )
 from service.web.render import language_of, render
 from service.web.session import end_session, same_origin, start_session
@@ -325,8 +326,8 @@ def _user_names(
     if not wanted:
         return {}
     rows = session.scalars(
-        select(User).where(User.id.in_(wanted), User.agency_id == ctx.principal.scope)
-    ).all()  # type: ignore[attr-defined]
+        select(User).where(col(User.id).in_(wanted), col(User.agency_id) == ctx.principal.scope)
+    ).all()
     return {u.id: u.full_name or u.username for u in rows}
 
 
@@ -398,7 +399,7 @@ def seizure_detail(
         partners=[agencies[p] for p in map(_uuid, seizure.shared_with) if p in agencies],
         partner_choices=[a for a in agencies.values() if a.id != seizure.agency_id],
         sharing_levels=list(SharingLevel),
-        sharing_labels=SHARING_LABELS,
+        sharing_labels=labels.SHARING,
         can_share=owner and ctx.can(EDITORS),
         can_review=owner and ctx.can(APPROVERS),
         can_lab=owner and ctx.can(LAB_WRITERS),
@@ -406,14 +407,6 @@ def seizure_detail(
         can_custody=owner and ctx.can(CUSTODY_WRITERS),
         custody_kinds=list(CustodyKind),
     )
-
-
-#: Sharing levels as the seizure page names them.
-SHARING_LABELS = {
-    SharingLevel.OWN.value: N_("Own agency only"),
-    SharingLevel.PARTNERS.value: N_("Named partner agencies"),
-    SharingLevel.ALL.value: N_("All participating agencies"),
-}
 
 
 def _is_uuid(value: str) -> bool:
@@ -789,8 +782,8 @@ def field_test_pdf(
 def _audit_event(session: Session, test_id: uuid.UUID) -> AuditEvent | None:
     return session.scalars(
         select(AuditEvent)
-        .where(AuditEvent.entity_type == "field_test", AuditEvent.entity_id == test_id)
-        .order_by(AuditEvent.seq.desc())  # type: ignore[attr-defined]
+        .where(col(AuditEvent.entity_type) == "field_test", col(AuditEvent.entity_id) == test_id)
+        .order_by(col(AuditEvent.seq).desc())
     ).first()
 
 
@@ -882,9 +875,12 @@ def _purity(session: Session, ctx: Ctx, item_ids: list[uuid.UUID]) -> dict[uuid.
         return {}
     rows = session.scalars(
         select(LabResult)
-        .where(LabResult.item_id.in_(item_ids), LabResult.agency_id == ctx.principal.scope)
-        .order_by(LabResult.analysed_at)
-    ).all()  # type: ignore[attr-defined]
+        .where(
+            col(LabResult.item_id).in_(item_ids),
+            col(LabResult.agency_id) == ctx.principal.scope,
+        )
+        .order_by(col(LabResult.analysed_at))
+    ).all()
     return {r.item_id: r.purity_percent for r in rows if r.purity_percent is not None}
 
 
@@ -1049,12 +1045,4 @@ def attachment(
         )
     except ServiceError as exc:
         return error_page(ctx, exc)
-    safe_name = "".join(c for c in row.filename if c.isalnum() or c in "._- ") or "file"
-    return Response(
-        data,
-        media_type="application/octet-stream",
-        headers={
-            "Content-Disposition": f'attachment; filename="{safe_name}"',
-            "X-Content-Type-Options": "nosniff",
-        },
-    )
+    return stored_file(data, row.filename, "application/octet-stream")

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from fieldscan.station.localservice import free_port
+from fieldscan.station.localservice import free_port, stop_process
 from service.testing import backends, isolated_database
 
 # The console script registers modules as the lead wires them; import ours explicitly.
@@ -65,12 +65,7 @@ def test_first_run_creates_and_serves(backend: str, tmp_path: Path) -> None:
             spec = httpx.get(f"http://127.0.0.1:{port}/api/v1/openapi.json", timeout=5).json()
             assert "/api/v1/seizures" in spec["paths"]
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
+            stop_process(proc, timeout=10)
     if backend == "sqlite":
         mode = oct((data_dir / "checkpoint_ed25519.pem").stat().st_mode & 0o777)
         assert mode == "0o600"

@@ -65,6 +65,18 @@ def login(client: TestClient, username: str, password: str) -> Api:
     return Api(client, {"Authorization": f"Bearer {r.json()['access_token']}"})
 
 
+def audit_actions(api: Any, entity_id: str) -> list[str]:
+    """The actions on one record in the verified audit chain, oldest first (every page)."""
+    report = api.get("/audit/verify").json()  # verifying links every pending event first
+    assert report["ok"], report["problems"]
+    events: list[dict[str, Any]] = []
+    while page := api.get(
+        "/audit/events", params={"after_seq": events[-1]["seq"] if events else 0, "limit": 1000}
+    ).json():
+        events += page
+    return [e["action"] for e in events if e["entity_id"] == entity_id]
+
+
 @pytest.fixture(scope="module")
 def as_user(app_client: TestClient, world: World) -> Any:
     cache: dict[tuple[str, str], Api] = {}

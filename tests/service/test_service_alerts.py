@@ -10,9 +10,10 @@ from typing import Any
 
 import pytest
 
-from service.testing import World, field_test_payload, seizure_payload
+from service.testing import World, field_test_payload
+from service.testing import unlinked_seizure_payload as bare
 
-from .conftest import login
+from .conftest import audit_actions, login
 
 _eras = itertools.count()
 
@@ -24,22 +25,6 @@ def era() -> datetime:
 
 def _tag() -> str:
     return uuid.uuid4().hex[:10].upper()
-
-
-def bare(at: datetime, **overrides: Any) -> dict[str, Any]:
-    body = seizure_payload(
-        seized_at=at.isoformat(),
-        air_waybill=None,
-        container_number=None,
-        tracking_number=None,
-        persons=[],
-        companies=[],
-        origin_country=None,
-        departure_country=None,
-        destination_country=None,
-    )
-    body.update(overrides)
-    return body
 
 
 def post_seizure(api: Any, body: dict[str, Any]) -> str:
@@ -207,16 +192,7 @@ def test_mark_read_is_audited_idempotent_and_counted(
     history = a.get(f"/alerts/{alert['id']}/history").json()
     assert [v["version"] for v in history] == [1, 2]
     assert history[1]["data"]["read_by_user_id"] == read["read_by_user_id"] is not None
-    supervisor = as_user("A", "supervisor")
-    report = supervisor.get("/audit/verify").json()  # links pending events into the chain
-    assert report["ok"], report["problems"]
-    events: list[dict[str, Any]] = []
-    while page := supervisor.get(
-        "/audit/events", params={"after_seq": events[-1]["seq"] if events else 0, "limit": 1000}
-    ).json():
-        events += page
-    actions = [e["action"] for e in events if e["entity_id"] == alert["id"]]
-    assert actions == ["alert", "read"]
+    assert audit_actions(as_user("A", "supervisor"), alert["id"]) == ["alert", "read"]
     # B's alert is B's own, unread.
     (b_alert,) = alerts_of(as_user("B", "investigator"), b_id)
     assert b_alert["read_at"] is None

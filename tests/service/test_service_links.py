@@ -22,7 +22,10 @@ from service.core.config import Settings
 from service.linking.models import SeizureLink
 from service.main import create_app
 from service.models import VERSIONED
-from service.testing import field_test_payload, seizure_payload
+from service.testing import field_test_payload
+from service.testing import unlinked_seizure_payload as bare
+
+from .conftest import audit_actions
 
 _eras = itertools.count()
 _seeds = itertools.count(1000)
@@ -52,23 +55,6 @@ def era() -> datetime:
 
 def _tag() -> str:
     return uuid.uuid4().hex[:10].upper()
-
-
-def bare(at: datetime, **overrides: Any) -> dict[str, Any]:
-    """A seizure with no linkable attribute unless given."""
-    body = seizure_payload(
-        seized_at=at.isoformat(),
-        air_waybill=None,
-        container_number=None,
-        tracking_number=None,
-        persons=[],
-        companies=[],
-        origin_country=None,
-        departure_country=None,
-        destination_country=None,
-    )
-    body.update(overrides)
-    return body
 
 
 def new_seizure(api: Any, body: dict[str, Any], *, substance: str | None = None) -> str:
@@ -325,22 +311,14 @@ def test_accept_and_dismiss_are_audited_and_the_chain_verifies(
     history = investigator.get(f"/links/{link['id']}/history").json()
     assert [h["data"]["status"] for h in history] == ["suggested", "accepted", "dismissed"]
     assert [h["reason"] for h in history] == [None, "same consignee", "different shipper"]
-    # Verifying links every pending event into the chain first.
-    report = supervisor.get("/audit/verify").json()
-    assert report["ok"], report["problems"]
-    events: list[dict[str, Any]] = []
-    while page := supervisor.get(
-        "/audit/events", params={"after_seq": events[-1]["seq"] if events else 0, "limit": 1000}
-    ).json():
-        events += page
-    actions = [e["action"] for e in events if e["entity_id"] == link["id"]]
-    assert actions == ["suggest", "accept", "dismiss"]
+    assert audit_actions(supervisor, link["id"]) == ["suggest", "accept", "dismiss"]
     # Registered as a versioned table, each link row also matches its newest version.
     assert VERSIONED["seizure_link"] is SeizureLink
+    checked = supervisor.get("/audit/verify").json()["rows_checked"]
     without_links = dict(VERSIONED)
     del without_links["seizure_link"]
     monkeypatch.setattr("service.audit.VERSIONED", without_links)
-    assert supervisor.get("/audit/verify").json()["rows_checked"] < report["rows_checked"]
+    assert supervisor.get("/audit/verify").json()["rows_checked"] < checked
     listed = investigator.get("/links", params={"status": "dismissed"}).json()["data"]
     assert link["id"] in {lk["id"] for lk in listed}
     assert link["id"] not in {

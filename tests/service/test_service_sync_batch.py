@@ -184,6 +184,38 @@ def test_many_database_refusals_fall_back_to_savepoints_and_keep_the_rest(
     assert all(station.get(f"/seizures/{k}").status_code == 200 for k in good)
 
 
+def test_a_refusal_after_writing_is_undone_by_redoing_the_batch_without_it(
+    as_device: Any, monkeypatch: Any
+) -> None:
+    from service import crud
+    from service.errors import InvalidInputError
+
+    station = as_device("A")
+    seizure, doomed, kept = _ids(3)
+    station.post("/sync/batch", json=_ops(("seizure", seizure, None, seizure_payload())))
+    original = crud.create_item
+
+    def create_item(**kw: Any) -> Any:
+        item = original(**kw)  # written (row, version, audit event) ...
+        if item.description == "doomed":  # ... then refused
+            raise InvalidInputError("description", "refused after writing")
+        return item
+
+    monkeypatch.setattr(crud, "create_item", create_item)
+    r = station.post(
+        "/sync/batch",
+        json=_ops(
+            ("item", doomed, seizure, {"description": "doomed"}),
+            ("item", kept, seizure, {"description": "kept"}),
+        ),
+    )
+    assert [(x["outcome"], x["status_code"]) for x in r.json()["results"]] == [
+        ("refused", 422),
+        ("created", 201),
+    ]
+    assert [i["id"] for i in station.get(f"/seizures/{seizure}/items").json()] == [kept]
+
+
 def test_another_agencys_records_are_not_found_and_cannot_be_written(
     as_device: Any, as_user: Any
 ) -> None:

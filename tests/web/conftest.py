@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import shutil
 import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -44,6 +47,66 @@ from service.web import mount
 from service.web.plots import reference_library
 
 NIL = uuid.UUID(int=0)
+
+#: Debian's Chromium (scripts/install-browser.sh), driven by Playwright: no browser download.
+CHROMIUM = "/usr/bin/chromium"
+ARGS = [
+    "--no-sandbox",
+    "--headless",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@contextmanager
+def chromium(
+    profile: Path, *, locale: str = "en-GB", timeout_ms: int = 10_000, **options: Any
+) -> Iterator[Any]:
+    """A headless Chromium context with a fresh private profile (removed afterwards)."""
+    if not Path(CHROMIUM).exists():  # pragma: no cover - scripts/install-browser.sh installs it
+        pytest.fail(f"{CHROMIUM} is missing: run scripts/install-browser.sh", pytrace=False)
+    from playwright import sync_api as playwright_api
+
+    with playwright_api.sync_playwright() as p:
+        context = p.chromium.launch_persistent_context(
+            str(profile),
+            executable_path=CHROMIUM,
+            args=ARGS,
+            headless=True,
+            locale=locale,
+            **options,
+        )
+        context.set_default_timeout(timeout_ms)
+        try:
+            yield context
+        finally:
+            context.close()
+            shutil.rmtree(profile, ignore_errors=True)
+
+
+@contextmanager
+def serve_in_thread(app: FastAPI) -> Iterator[str]:
+    """``app`` under uvicorn in a thread on a free port of 127.0.0.1; yields its base URL."""
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 20
+        while not server.started:
+            if time.monotonic() > deadline or not thread.is_alive():
+                pytest.fail("uvicorn did not start")
+            time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
 
 
 @dataclass
@@ -331,26 +394,13 @@ class LiveServer:
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    import uvicorn
-
     tmp = tmp_path_factory.mktemp("web-live")
     settings = fast_settings(data_dir=tmp, database_url=f"sqlite:///{tmp / 'live.sqlite3'}")
     app = build_app(settings)
     world = seed_world(settings)
     scenario = seed_records(settings, world, bulk=12)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            server.should_exit = True
-            pytest.fail("uvicorn did not start")
-        time.sleep(0.05)
     try:
-        yield LiveServer(f"http://127.0.0.1:{port}", world, scenario, settings)
+        with serve_in_thread(app) as base:
+            yield LiveServer(base, world, scenario, settings)
     finally:
-        server.should_exit = True
-        thread.join(timeout=10)
         app.state.fieldscan.engine.dispose()

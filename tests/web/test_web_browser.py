@@ -8,25 +8,13 @@ from __future__ import annotations
 
 import io
 import re
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright import sync_api as playwright_api
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--no-sandbox",
-    "--headless",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+from tests.web.conftest import CHROMIUM, chromium
 
 if not Path(CHROMIUM).exists():  # pragma: no cover - scripts/install-browser.sh installs it
     pytest.fail(f"{CHROMIUM} is missing: run scripts/install-browser.sh", pytrace=False)
@@ -35,23 +23,10 @@ if not Path(CHROMIUM).exists():  # pragma: no cover - scripts/install-browser.sh
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     profile = tmp_path_factory.mktemp("chromium-profile")
-    with playwright_api.sync_playwright() as p:
-        # A persistent context gives a fresh, private user-data-dir per run.
-        context = p.chromium.launch_persistent_context(
-            str(profile),
-            executable_path=CHROMIUM,
-            args=ARGS,
-            headless=True,
-            viewport={"width": 1280, "height": 900},
-            accept_downloads=True,
-            locale="en-GB",
-        )
-        context.set_default_timeout(10_000)
-        try:
-            yield context
-        finally:
-            context.close()
-            shutil.rmtree(profile, ignore_errors=True)
+    with chromium(
+        profile, viewport={"width": 1280, "height": 900}, accept_downloads=True
+    ) as context:
+        yield context
 
 
 @pytest.fixture()

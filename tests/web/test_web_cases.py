@@ -4,7 +4,6 @@ in Debian's Chromium."""
 from __future__ import annotations
 
 import re
-import shutil
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -15,8 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service.web.i18n import LANG_COOKIE, LANGUAGES, translations
-
-CHROMIUM = "/usr/bin/chromium"
+from tests.web.conftest import chromium
 
 
 def _login(client: TestClient, username: str, password: str) -> None:
@@ -230,26 +228,9 @@ def test_case_list_filters_and_roles(ui_client: TestClient, web_world: Any) -> N
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    if not Path(CHROMIUM).exists():  # pragma: no cover - scripts/install-browser.sh installs it
-        pytest.fail(f"{CHROMIUM} is missing: run scripts/install-browser.sh", pytrace=False)
-    from playwright import sync_api as playwright_api
-
     profile = tmp_path_factory.mktemp("chromium-cases")
-    with playwright_api.sync_playwright() as p:
-        context = p.chromium.launch_persistent_context(
-            str(profile),
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--headless", "--disable-gpu", "--no-first-run"],
-            headless=True,
-            viewport={"width": 1280, "height": 1000},
-            locale="en-GB",
-        )
-        context.set_default_timeout(10_000)
-        try:
-            yield context
-        finally:
-            context.close()
-            shutil.rmtree(profile, ignore_errors=True)
+    with chromium(profile, viewport={"width": 1280, "height": 1000}) as context:
+        yield context
 
 
 def test_web_browser_case_graph(browser: Any, live: Any, artifacts_dir: Path) -> None:
@@ -284,3 +265,29 @@ def test_web_browser_case_graph(browser: Any, live: Any, artifacts_dir: Path) ->
         page.wait_for_url(re.compile(r".*/ui/seizures/[0-9a-f-]{36}$"))
     finally:
         page.close()
+
+
+@pytest.mark.parametrize(
+    ("name", "disposition"),
+    [
+        ("<photo>.jpg", 'attachment; filename="photo.jpg"'),
+        ('a"b/../c.pdf\r\n', 'attachment; filename="ab..c.pdf"'),
+        ("\r\n", 'attachment; filename="file"'),
+        (
+            "Solicitud España.pdf",
+            'attachment; filename="Solicitud Espana.pdf"; '
+            "filename*=UTF-8''Solicitud%20Espa%C3%B1a.pdf",
+        ),
+        ("Łódź.pdf", "attachment; filename=\"odz.pdf\"; filename*=UTF-8''%C5%81%C3%B3d%C5%BA.pdf"),
+    ],
+)
+def test_stored_files_download_under_a_safe_name(name: str, disposition: str) -> None:
+    """Case documents and item attachments: no quote, path or line break reaches the
+    header, and names in other scripts survive for clients that read RFC 6266."""
+    from service.web.pages import stored_file
+
+    r = stored_file(b"%PDF", name, "application/pdf")
+    assert r.headers["content-disposition"] == disposition
+    assert r.headers["x-content-type-options"] == "nosniff"
+    assert r.headers["cache-control"] == "no-store"
+    assert r.body == b"%PDF"

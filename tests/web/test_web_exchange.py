@@ -12,7 +12,6 @@ import base64
 import html
 import json
 import re
-import shutil
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -56,7 +55,7 @@ from service.testing import (
 from service.web import exchange as ui
 from service.web.i18n import LANG_COOKIE, LANGUAGES, Formatter, translations
 from tests.service.conftest import Api, login
-from tests.web.conftest import build_app, ui_login
+from tests.web.conftest import build_app, chromium, serve_in_thread, ui_login
 
 #: The partner's general body limit (the smallest allowed) and its exchange limit.
 SMALL_BODY = 4096
@@ -779,12 +778,9 @@ def test_rejected_records_are_reported_in_the_users_language(
 def test_browser_uploads_a_package_and_sees_the_report(
     live: Any, partner: Partner, tmp_path: Path, artifacts_dir: Path
 ) -> None:
-    from playwright import sync_api as playwright_api
-
     from service.exchange.models import ExchangePartnerCreate
     from service.exchange.partners import agency_keys, register_partner
     from service.principal import SYSTEM_ROLE, Principal
-    from tests.web.test_web_browser import ARGS, CHROMIUM
 
     home_a = live.world.agencies["A"]
     # The two sides trust each other (as the CLI would do it), the partner sends a package.
@@ -821,36 +817,27 @@ def test_browser_uploads_a_package_and_sees_the_report(
     package = tmp_path / "from-partner.json"
     package.write_bytes(r.content)
 
-    profile = tmp_path / "chromium"
-    with playwright_api.sync_playwright() as p:
-        context = p.chromium.launch_persistent_context(
-            str(profile), executable_path=CHROMIUM, args=ARGS, headless=True, locale="en-GB"
-        )
-        context.set_default_timeout(10_000)
-        try:
-            page = context.new_page()
-            page.goto(f"{live.base}/ui/login")
-            page.get_by_label("Username").fill(live.world.users["A"]["investigator"])
-            page.get_by_label("Password").fill(live.world.password)
-            page.get_by_role("button", name="Sign in").click()
-            page.wait_for_url(re.compile(r".*/ui/seizures.*"))
-            page.get_by_role("link", name="Exchange", exact=True).click()
-            page.wait_for_url(re.compile(r".*/ui/exchange$"))
-            page.screenshot(path=str(artifacts_dir / "exchange.png"), full_page=True)
-            page.get_by_label("Package file").set_input_files(str(package))
-            page.get_by_role("button", name="Check and import").click()
-            page.wait_for_selector("#report-records")
-            assert page.locator("#count-imported").inner_text() == str(count)
-            assert page.locator("#count-rejected").inner_text() == "0"
-            assert keys["name"] in page.locator("h2#h-package").inner_text()
-            page.screenshot(path=str(artifacts_dir / "exchange-report.png"), full_page=True)
-            # The imported seizure's page loads its provenance panel.
-            page.locator("#report-records a").first.click()
-            page.wait_for_selector("#provenance")
-            assert r.headers["X-Package-Id"] in page.locator("#provenance").inner_text()
-        finally:
-            context.close()
-            shutil.rmtree(profile, ignore_errors=True)
+    with chromium(tmp_path / "chromium") as context:
+        page = context.new_page()
+        page.goto(f"{live.base}/ui/login")
+        page.get_by_label("Username").fill(live.world.users["A"]["investigator"])
+        page.get_by_label("Password").fill(live.world.password)
+        page.get_by_role("button", name="Sign in").click()
+        page.wait_for_url(re.compile(r".*/ui/seizures.*"))
+        page.get_by_role("link", name="Exchange", exact=True).click()
+        page.wait_for_url(re.compile(r".*/ui/exchange$"))
+        page.screenshot(path=str(artifacts_dir / "exchange.png"), full_page=True)
+        page.get_by_label("Package file").set_input_files(str(package))
+        page.get_by_role("button", name="Check and import").click()
+        page.wait_for_selector("#report-records")
+        assert page.locator("#count-imported").inner_text() == str(count)
+        assert page.locator("#count-rejected").inner_text() == "0"
+        assert keys["name"] in page.locator("h2#h-package").inner_text()
+        page.screenshot(path=str(artifacts_dir / "exchange-report.png"), full_page=True)
+        # The imported seizure's page loads its provenance panel.
+        page.locator("#report-records a").first.click()
+        page.wait_for_selector("#provenance")
+        assert r.headers["X-Package-Id"] in page.locator("#provenance").inner_text()
 
 
 def test_browser_upload_over_the_limit_shows_the_translated_page(
@@ -858,15 +845,6 @@ def test_browser_upload_over_the_limit_shows_the_translated_page(
 ) -> None:
     """A real browser posting a too-large file gets the page (the server answers before
     reading the body; the browser must still show the answer, not a reset connection)."""
-    import threading
-    import time
-
-    import uvicorn
-    from playwright import sync_api as playwright_api
-
-    from fieldscan.station.localservice import free_port
-    from tests.web.test_web_browser import ARGS, CHROMIUM
-
     settings = fast_settings(
         data_dir=tmp_path,
         database_url=f"sqlite:///{tmp_path / 'limit.sqlite3'}",
@@ -875,47 +853,30 @@ def test_browser_upload_over_the_limit_shows_the_translated_page(
     )
     app = build_app(settings)
     world = seed_world(settings)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
-        time.sleep(0.05)
     big = tmp_path / "big.json"
     big.write_bytes(b"{" + b" " * (8 * EXCHANGE_LIMIT) + b"}")
-    base = f"http://127.0.0.1:{port}"
     _ = _gettext("es")
-    profile = tmp_path / "chromium"
     try:
-        with playwright_api.sync_playwright() as p:
-            context = p.chromium.launch_persistent_context(
-                str(profile), executable_path=CHROMIUM, args=ARGS, headless=True, locale="es-ES"
-            )
-            context.set_default_timeout(20_000)
-            try:
-                page = context.new_page()
-                page.goto(f"{base}/ui/login")
-                page.locator("input[name=username]").fill(world.users["A"]["investigator"])
-                page.locator("input[name=password]").fill(world.password)
-                page.locator("#main button[type=submit]").first.click()
-                page.wait_for_url(re.compile(r".*/ui/seizures.*"))
-                page.goto(f"{base}/ui/exchange")
-                page.get_by_label(_("Package file")).set_input_files(str(big))
-                with page.expect_navigation() as navigation:
-                    page.get_by_role("button", name=_("Check and import")).click()
-                response = navigation.value
-                assert response is not None and response.status == 413
-                shown = page.locator("[role=alert]").inner_text()
-                size = Formatter("es").number(EXCHANGE_LIMIT / (1024 * 1024), 1)
-                assert _(ui.TOO_LARGE) % {"size": size} in shown
-                assert _(ui.NOTHING_STORED) in shown
-                page.screenshot(path=str(artifacts_dir / "exchange-too-large.png"), full_page=True)
-            finally:
-                context.close()
+        with (
+            serve_in_thread(app) as base,
+            chromium(tmp_path / "chromium", locale="es-ES", timeout_ms=20_000) as context,
+        ):
+            page = context.new_page()
+            page.goto(f"{base}/ui/login")
+            page.locator("input[name=username]").fill(world.users["A"]["investigator"])
+            page.locator("input[name=password]").fill(world.password)
+            page.locator("#main button[type=submit]").first.click()
+            page.wait_for_url(re.compile(r".*/ui/seizures.*"))
+            page.goto(f"{base}/ui/exchange")
+            page.get_by_label(_("Package file")).set_input_files(str(big))
+            with page.expect_navigation() as navigation:
+                page.get_by_role("button", name=_("Check and import")).click()
+            response = navigation.value
+            assert response is not None and response.status == 413
+            shown = page.locator("[role=alert]").inner_text()
+            size = Formatter("es").number(EXCHANGE_LIMIT / (1024 * 1024), 1)
+            assert _(ui.TOO_LARGE) % {"size": size} in shown
+            assert _(ui.NOTHING_STORED) in shown
+            page.screenshot(path=str(artifacts_dir / "exchange-too-large.png"), full_page=True)
     finally:
-        server.should_exit = True
-        thread.join(timeout=10)
         app.state.fieldscan.engine.dispose()
-        shutil.rmtree(profile, ignore_errors=True)

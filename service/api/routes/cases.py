@@ -7,12 +7,12 @@ field stations' device keys have no access to case files.
 
 from __future__ import annotations
 
-import json
 import uuid
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
-from sqlmodel import SQLModel
+from sqlmodel import Session, SQLModel
 
 from service.api.common import commit, etag, idempotent_post, parse_if_match
 from service.api.deps import IdempotencyKeyDep, IfMatchDep, SessionDep, UserPrincipal
@@ -40,10 +40,33 @@ from service.cases.models import (
     TaskUpdate,
 )
 from service.models import RecordVersionPublic
+from service.principal import Principal
 
 router = APIRouter(tags=["cases"])
 
 Created = tuple[int, Any, dict[str, str]]
+
+
+def _write_once(
+    request: Request,
+    session: Session,
+    principal: Principal,
+    key: uuid.UUID | None,
+    body: SQLModel | dict[str, Any],
+    *,
+    write: Callable[[], Any],
+    public: Callable[[Any], Any],
+    status: int = 201,
+) -> Response:
+    """Run one versioned write once per idempotency key; answer its public form and ETag."""
+
+    def action() -> Created:
+        row = write()
+        return status, public(row), {"ETag": etag(row.version)}
+
+    return idempotent_post(
+        session=session, principal=principal, request=request, key=key, body=body, action=action
+    )
 
 
 class GraphNodePublic(SQLModel):
@@ -82,13 +105,14 @@ def create_case(
     key: IdempotencyKeyDep = None,
 ) -> Response:
     """Open a case (investigators and supervisors); its reference is unique in the agency."""
-
-    def action() -> Created:
-        case = crud.create_case(session=session, actor=principal, case_in=body)
-        return 201, CasePublic.model_validate(case), {"ETag": etag(case.version)}
-
-    return idempotent_post(
-        session=session, principal=principal, request=request, key=key, body=body, action=action
+    return _write_once(
+        request,
+        session,
+        principal,
+        key,
+        body,
+        write=lambda: crud.create_case(session=session, actor=principal, case_in=body),
+        public=CasePublic.model_validate,
     )
 
 
@@ -144,10 +168,7 @@ def update_case(
 def case_history(session: SessionDep, principal: UserPrincipal, case_id: uuid.UUID) -> Any:
     """Every version of the case and of everything in it: who, when and why."""
     rows = crud.case_history(session=session, actor=principal, case_id=case_id)
-    return [
-        RecordVersionPublic(**{**r.model_dump(exclude={"data"}), "data": json.loads(r.data)})
-        for r in rows
-    ]
+    return [RecordVersionPublic.of(r) for r in rows]
 
 
 @router.get("/cases/{case_id}/graph", response_model=CaseGraphPublic)
@@ -177,13 +198,16 @@ def add_member(
     key: IdempotencyKeyDep = None,
 ) -> Response:
     """Put a seizure the caller may read (own agency's or shared) in the case."""
-
-    def action() -> Created:
-        member = crud.add_seizure(session=session, actor=principal, case_id=case_id, member_in=body)
-        return 201, CaseSeizurePublic.model_validate(member), {"ETag": etag(member.version)}
-
-    return idempotent_post(
-        session=session, principal=principal, request=request, key=key, body=body, action=action
+    return _write_once(
+        request,
+        session,
+        principal,
+        key,
+        body,
+        write=lambda: crud.add_seizure(
+            session=session, actor=principal, case_id=case_id, member_in=body
+        ),
+        public=CaseSeizurePublic.model_validate,
     )
 
 
@@ -198,19 +222,21 @@ def remove_member(
     key: IdempotencyKeyDep = None,
 ) -> Response:
     """Take a seizure off the case, with a reason (the membership stays in the history)."""
-
-    def action() -> Created:
-        member = crud.remove_seizure(
+    return _write_once(
+        request,
+        session,
+        principal,
+        key,
+        body,
+        write=lambda: crud.remove_seizure(
             session=session,
             actor=principal,
             case_id=case_id,
             seizure_id=seizure_id,
             reason=body.reason,
-        )
-        return 200, CaseSeizurePublic.model_validate(member), {"ETag": etag(member.version)}
-
-    return idempotent_post(
-        session=session, principal=principal, request=request, key=key, body=body, action=action
+        ),
+        public=CaseSeizurePublic.model_validate,
+        status=200,
     )
 
 
@@ -232,13 +258,16 @@ def add_entity(
     key: IdempotencyKeyDep = None,
 ) -> Response:
     """Name a person or a company in the case (by reference, as in the seizure log)."""
-
-    def action() -> Created:
-        entity = crud.add_entity(session=session, actor=principal, case_id=case_id, entity_in=body)
-        return 201, CaseEntityPublic.model_validate(entity), {"ETag": etag(entity.version)}
-
-    return idempotent_post(
-        session=session, principal=principal, request=request, key=key, body=body, action=action
+    return _write_once(
+        request,
+        session,
+        principal,
+        key,
+        body,
+        write=lambda: crud.add_entity(
+            session=session, actor=principal, case_id=case_id, entity_in=body
+        ),
+        public=CaseEntityPublic.model_validate,
     )
 
 
@@ -252,18 +281,21 @@ def remove_entity(
     body: Removal,
     key: IdempotencyKeyDep = None,
 ) -> Response:
-    def action() -> Created:
-        entity = crud.remove_entity(
+    return _write_once(
+        request,
+        session,
+        principal,
+        key,
+        body,
+        write=lambda: crud.remove_entity(
             session=session,
             actor=principal,
             case_id=case_id,
             entity_id=entity_id,
             reason=body.reason,
-        )
-        return 200, CaseEntityPublic.model_validate(entity), {"ETag": etag(entity.version)}
-
-    return idempotent_post(
-        session=session, principal=principal, request=request, key=key, body=body, action=action
+        ),
+        public=CaseEntityPublic.model_validate,
+        status=200,
     )
 
 
@@ -298,8 +330,13 @@ def add_document(
         "id": str(document_id) if document_id else None,
     }
 
-    def action() -> Created:
-        row = crud.add_document(
+    return _write_once(
+        request,
+        session,
+        principal,
+        key or document_id,
+        fingerprint,
+        write=lambda: crud.add_document(
             session=session,
             actor=principal,
             case_id=case_id,
@@ -308,16 +345,8 @@ def add_document(
             data=data,
             description=description,
             document_id=document_id,
-        )
-        return 201, CaseDocumentPublic.model_validate(row), {"ETag": etag(row.version)}
-
-    return idempotent_post(
-        session=session,
-        principal=principal,
-        request=request,
-        key=key or document_id,
-        body=fingerprint,
-        action=action,
+        ),
+        public=CaseDocumentPublic.model_validate,
     )
 
 
@@ -343,18 +372,21 @@ def remove_document(
     body: Removal,
     key: IdempotencyKeyDep = None,
 ) -> Response:
-    def action() -> Created:
-        row = crud.remove_document(
+    return _write_once(
+        request,
+        session,
+        principal,
+        key,
+        body,
+        write=lambda: crud.remove_document(
             session=session,
             actor=principal,
             case_id=case_id,
             document_id=document_id,
             reason=body.reason,
-        )
-        return 200, CaseDocumentPublic.model_validate(row), {"ETag": etag(row.version)}
-
-    return idempotent_post(
-        session=session, principal=principal, request=request, key=key, body=body, action=action
+        ),
+        public=CaseDocumentPublic.model_validate,
+        status=200,
     )
 
 
@@ -384,13 +416,16 @@ def create_task(
     key: IdempotencyKeyDep = None,
 ) -> Response:
     """Assign a task (controlled delivery, financial enquiry, MLA request...) to a user."""
-
-    def action() -> Created:
-        task = crud.create_task(session=session, actor=principal, case_id=case_id, task_in=body)
-        return 201, crud.task_public(task), {"ETag": etag(task.version)}
-
-    return idempotent_post(
-        session=session, principal=principal, request=request, key=key, body=body, action=action
+    return _write_once(
+        request,
+        session,
+        principal,
+        key,
+        body,
+        write=lambda: crud.create_task(
+            session=session, actor=principal, case_id=case_id, task_in=body
+        ),
+        public=crud.task_public,
     )
 
 
@@ -442,12 +477,16 @@ def create_note(
     body: NoteCreate,
     key: IdempotencyKeyDep = None,
 ) -> Response:
-    def action() -> Created:
-        note = crud.create_note(session=session, actor=principal, case_id=case_id, note_in=body)
-        return 201, NotePublic.model_validate(note), {"ETag": etag(note.version)}
-
-    return idempotent_post(
-        session=session, principal=principal, request=request, key=key, body=body, action=action
+    return _write_once(
+        request,
+        session,
+        principal,
+        key,
+        body,
+        write=lambda: crud.create_note(
+            session=session, actor=principal, case_id=case_id, note_in=body
+        ),
+        public=NotePublic.model_validate,
     )
 
 

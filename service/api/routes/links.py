@@ -3,7 +3,6 @@ alerts raised when a seizure is linked to another agency's."""
 
 from __future__ import annotations
 
-import json
 import uuid
 from typing import Annotated, Any
 
@@ -170,10 +169,7 @@ def link_history(session: SessionDep, principal: UserPrincipal, link_id: uuid.UU
     rows = service_crud.list_versions(
         session=session, actor=principal, entity_type="seizure_link", entity_id=link_id
     )
-    return [
-        RecordVersionPublic(**{**r.model_dump(exclude={"data"}), "data": json.loads(r.data)})
-        for r in rows
-    ]
+    return [RecordVersionPublic.of(r) for r in rows]
 
 
 # --------------------------------------------------------------------------- alerts
@@ -229,7 +225,4 @@ def alert_history(session: SessionDep, principal: UserPrincipal, alert_id: uuid.
     rows = service_crud.list_versions(
         session=session, actor=principal, entity_type="link_alert", entity_id=alert_id
     )
-    return [
-        RecordVersionPublic(**{**r.model_dump(exclude={"data"}), "data": json.loads(r.data)})
-        for r in rows
-    ]
+    return [RecordVersionPublic.of(r) for r in rows]

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse
-from sqlmodel import select
+from sqlmodel import col, select
 
 from service import audit, crud
 from service.api.common import idempotent_post
@@ -76,15 +76,10 @@ def record_history(
     session: SessionDep, principal: CurrentPrincipal, entity_type: _ENTITY, entity_id: uuid.UUID
 ) -> Any:
     """Every version of a record with who made it, when and why."""
-    import json
-
     rows = crud.list_versions(
         session=session, actor=principal, entity_type=entity_type, entity_id=entity_id
     )
-    return [
-        RecordVersionPublic(**{**r.model_dump(exclude={"data"}), "data": json.loads(r.data)})
-        for r in rows
-    ]
+    return [RecordVersionPublic.of(r) for r in rows]
 
 
 @router.get("/audit/events", response_model=list[AuditEventPublic])
@@ -99,7 +94,7 @@ def list_audit_events(
     query = (
         select(AuditEvent)
         .where(AuditEvent.agency_id == principal.scope, AuditEvent.seq > after_seq)
-        .order_by(AuditEvent.seq)  # type: ignore[arg-type]
+        .order_by(col(AuditEvent.seq))
         .limit(limit)
     )
     return session.exec(query).all()
@@ -121,8 +116,8 @@ def list_checkpoints(
 ) -> Any:
     principal.require(AUDITORS, "read checkpoints")
     return session.exec(
-        select(AuditCheckpoint).order_by(AuditCheckpoint.seq.desc()).limit(limit)
-    ).all()  # type: ignore[attr-defined]
+        select(AuditCheckpoint).order_by(col(AuditCheckpoint.seq).desc()).limit(limit)
+    ).all()
 
 
 @router.post("/audit/checkpoints", status_code=201, response_model=AuditCheckpointPublic)

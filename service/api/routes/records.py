@@ -45,7 +45,7 @@ from service.models import (
 # Station bodies carry spectra: parse them with pydantic-core (see FastJSONRoute).
 router = APIRouter(tags=["records"], route_class=FastJSONRoute)
 
-_202 = {
+_202: dict[int | str, dict[str, Any]] = {
     202: {"model": ApprovalPublic, "description": "Filed for a supervisor's approval (four eyes)"}
 }
 

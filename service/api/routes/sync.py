@@ -13,9 +13,9 @@ content, a parent it cannot see, a permission) is left out and the others are ke
   key), spoils the transaction: it is rolled back and the batch redone without that
   operation; after :data:`MAX_REDOS` redos the rest goes one savepoint per operation.
 
-No savepoint per operation by default: PostgreSQL keeps 64 subtransactions per
-transaction in shared memory, and past that every session's snapshots slow down
-(a batch of 100 field tests with a savepoint each cost PostgreSQL nine times the CPU).
+No savepoint per operation by default: each costs two more statements, and PostgreSQL
+keeps only 64 subtransactions per transaction in shared memory (past that, every
+session's snapshots must look subtransactions up on disk).
 
 Each answer is stored under its key exactly as a single POST stores it (same request
 fingerprint, same body), so a record sent singly and then in a batch, or twice in
@@ -297,10 +297,9 @@ def _run(
 ) -> list[SyncResult]:
     """Apply the operations in order in the session's transaction.
 
-    Without savepoints (the usual case: PostgreSQL slows down for every session once a
-    transaction holds more than 64 subtransactions), an operation refused by a check that
-    wrote nothing is simply answered; one that failed after writing, or in the database,
-    raises :class:`_SpoiledError` so that the batch is redone without it.
+    Without savepoints (the usual case, see the module docstring), an operation refused by
+    a check that wrote nothing is simply answered; one that failed after writing, or in
+    the database, raises :class:`_SpoiledError` so that the batch is redone without it.
     """
     stored = _stored(session, principal.scope, [p.op.key for p in prepared])
     # The parents, loaded in one statement and held here: the session's identity map keeps
