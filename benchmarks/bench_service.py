@@ -75,7 +75,7 @@ def _summary(seconds: list[float]) -> str:
 #: measure the write path alone (benchmark only; the real service always correlates).
 _STUBBED_SERVER = (
     "import sys, uvicorn, service.crud as c; "
-    "c._correlate = lambda session, seizure_id: None; "
+    "c.queue_correlation = lambda session, seizure_id: None; "
     "sys.argv[0] = 'uvicorn'; uvicorn.main()"
 )
 

@@ -172,7 +172,7 @@ def _get_scoped(session: Session, model: type[R], entity_id: uuid.UUID, actor: P
     raise NotFoundError(str(model.__tablename__), entity_id)
 
 
-def _add_new(
+def add_record(
     session: Session, row: SQLModel, actor: Principal, *, reason: str | None = None
 ) -> None:
     """Insert a new record (version 1) and audit it; a duplicate id is a conflict."""
@@ -192,12 +192,12 @@ def _add_new(
 def _insert_new(
     session: Session, row: SQLModel, actor: Principal, *, reason: str | None = None
 ) -> None:
-    """:func:`_add_new` for the frequent creates (station records): no ORM unit of work.
+    """:func:`add_record` for the frequent creates (station records): no ORM unit of work.
 
     The row, its first version and its pending audit event are written with plain
     inserts (one statement on PostgreSQL); ``row`` stays a detached value (later reads
     in the transaction load the stored row). A duplicate id or a missing parent is a
-    conflict, and fails the whole transaction as in :func:`_add_new`.
+    conflict, and fails the whole transaction as in :func:`add_record`.
     """
     table = row.__table__  # type: ignore[attr-defined]
     values = {c.key: getattr(row, c.key) for c in table.columns}
@@ -220,13 +220,13 @@ def _reason(exc: IntegrityError) -> str:
     return "the database refused it"
 
 
-def _check_version(row: SQLModel, if_match: int) -> None:
+def check_version(row: SQLModel, if_match: int) -> None:
     current = row.version  # type: ignore[attr-defined]
     if if_match != current:
         raise PreconditionFailedError(str(row.__tablename__), if_match, current)
 
 
-def _apply(
+def apply_changes(
     session: Session, row: SQLModel, changes: dict[str, Any], actor: Principal, reason: str
 ) -> bool:
     """Make a new version of ``row`` with ``changes``; False (and nothing written) if no-op."""
@@ -262,7 +262,7 @@ def create_agency(*, session: Session, actor: Principal, agency_in: AgencyCreate
     if actor.role != SYSTEM_ROLE:
         raise PermissionDeniedError(actor.role, "create agencies")
     agency = Agency.model_validate(agency_in)
-    _add_new(session, agency, actor)
+    add_record(session, agency, actor)
     return agency
 
 
@@ -303,7 +303,7 @@ def create_user(
         agency_id=agency_id,
         hashed_password=hash_password(hasher, user_in.password),
     )
-    _add_new(session, user, actor)
+    add_record(session, user, actor)
     return user
 
 
@@ -334,11 +334,11 @@ def update_user(
     if actor.role != SYSTEM_ROLE:
         actor.require(ADMINS, "change users")
     user = _get_scoped(session, User, user_id, actor)
-    _check_version(user, if_match)
+    check_version(user, if_match)
     changes = user_in.model_dump(exclude_unset=True, exclude={"reason", "password"})
     if user_in.password is not None:
         changes["hashed_password"] = hash_password(hasher, user_in.password)
-    _apply(session, user, changes, actor, user_in.reason)
+    apply_changes(session, user, changes, actor, user_in.reason)
     return user
 
 
@@ -374,7 +374,7 @@ def create_device(
     device = Device(
         **device_in.model_dump(exclude={"id"}), id=device_in.id or uuid.uuid4(), agency_id=agency_id
     )
-    _add_new(session, device, actor)
+    add_record(session, device, actor)
     return device
 
 
@@ -400,7 +400,7 @@ def create_device_key(
     row = DeviceKey(
         device_id=device.id, agency_id=device.agency_id, key_hash=hash_device_key(key), label=label
     )
-    _add_new(session, row, actor)
+    add_record(session, row, actor)
     return row, key
 
 
@@ -409,7 +409,7 @@ def revoke_device_key(*, session: Session, actor: Principal, key_id: uuid.UUID) 
         actor.require(ADMINS, "revoke device keys")
     row = _get_scoped(session, DeviceKey, key_id, actor)
     if row.revoked_at is None:
-        _apply(session, row, {"revoked_at": utcnow()}, actor, "revoked")
+        apply_changes(session, row, {"revoked_at": utcnow()}, actor, "revoked")
         # Forget cached keys now, and again once the revocation is visible to every
         # lookup (one started in between must not re-cache the key for a whole TTL).
         authcache.device_keys.clear()
@@ -468,7 +468,7 @@ class SeizureFilter:
     q: str | None = None
 
 
-def _correlate(session: Session, seizure_id: uuid.UUID) -> None:
+def queue_correlation(session: Session, seizure_id: uuid.UUID) -> None:
     """Correlate a seizure on arrival or change (issue 8); the link engine acts as the system."""
     from service.linking.worker import enqueue_correlation  # the engine imports these models
 
@@ -487,15 +487,16 @@ def create_seizure(*, session: Session, actor: Principal, seizure_in: SeizureCre
     )
     seizure.persons = [p.model_dump(mode="json") for p in seizure_in.persons]  # type: ignore[misc]
     seizure.companies = [c.model_dump(mode="json") for c in seizure_in.companies]  # type: ignore[misc]
-    seizure.shared_with = _partners(session, actor, seizure_in.sharing, seizure_in.shared_with)  # type: ignore[assignment]
+    partners = validated_partners(session, actor, seizure_in.sharing, seizure_in.shared_with)
+    seizure.shared_with = partners  # type: ignore[assignment]  # stored as strings (JSON)
     _insert_new(session, seizure, actor)
     if seizure.shared_with:  # a new record has no share rows yet: nothing to rebuild
         _sync_seizure_shares(session, seizure)
-    _correlate(session, seizure.id)
+    queue_correlation(session, seizure.id)
     return seizure
 
 
-def _partners(
+def validated_partners(
     session: Session, actor: Principal, level: SharingLevel, partners: Sequence[uuid.UUID]
 ) -> list[str]:
     """The stored partner list; each must be another agency of this instance."""
@@ -553,7 +554,7 @@ def seizure_scopes(
     return own, partners, everyone
 
 
-def _like(text: str) -> str:
+def like_pattern(text: str) -> str:
     escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped}%"
 
@@ -604,7 +605,7 @@ def list_seizures(
             ]
         )
     if filters.q:
-        pattern = _like(filters.q)
+        pattern = like_pattern(filters.q)
         alternatives.append(
             [
                 col(Seizure.narrative).ilike(pattern, escape="\\"),
@@ -652,7 +653,7 @@ def update_seizure(
 ) -> Seizure:
     actor.require(EDITORS, "edit seizures")
     seizure = _get_scoped(session, Seizure, seizure_id, actor)
-    _check_version(seizure, if_match)
+    check_version(seizure, if_match)
     changes = seizure_in.model_dump(exclude_unset=True, exclude={"reason"}, mode="python")
     for key in ["persons", "companies"]:  # a list: str keys, as model_dump(include=) takes
         if key in changes and changes[key] is not None:
@@ -667,11 +668,11 @@ def update_seizure(
             partners = changes["shared_with"]
         else:  # a level other than partners drops the named partners
             partners = seizure.shared_with if level == SharingLevel.PARTNERS else []
-        changes["shared_with"] = _partners(session, actor, level, partners)
-    changed = _apply(session, seizure, changes, actor, seizure_in.reason)
+        changes["shared_with"] = validated_partners(session, actor, level, partners)
+    changed = apply_changes(session, seizure, changes, actor, seizure_in.reason)
     if changed and ("sharing" in changes or "shared_with" in changes):
         _sync_seizure_shares(session, seizure)
-    _correlate(session, seizure.id)
+    queue_correlation(session, seizure.id)
     return seizure
 
 
@@ -690,7 +691,7 @@ def create_item(
         agency_id=seizure.agency_id,
     )
     _insert_new(session, item, actor)
-    _correlate(session, item.seizure_id)
+    queue_correlation(session, item.seizure_id)
     return item
 
 
@@ -713,7 +714,7 @@ def update_item(
     """Apply the change, or, when it alters a recorded mass or substance, file it for approval."""
     actor.require(EDITORS, "edit items")
     item = _get_scoped(session, Item, item_id, actor)
-    _check_version(item, if_match)
+    check_version(item, if_match)
     changes = item_in.model_dump(exclude_unset=True, exclude={"reason"})
     if "description" in changes and changes["description"] is None:
         raise InvalidInputError("description", "cannot be cleared")
@@ -735,10 +736,10 @@ def update_item(
             requested_by_user_id=actor.user_id,
             requested_by_device_id=actor.device_id,
         )
-        _add_new(session, approval, actor, reason=item_in.reason)
+        add_record(session, approval, actor, reason=item_in.reason)
         return approval
-    _apply(session, item, changes, actor, item_in.reason)
-    _correlate(session, item.seizure_id)
+    apply_changes(session, item, changes, actor, item_in.reason)
+    queue_correlation(session, item.seizure_id)
     return item
 
 
@@ -816,7 +817,7 @@ def create_field_test(
         spectrum_sha256=digest,
     )
     _insert_new(session, test, actor)
-    _correlate(session, test.seizure_id)
+    queue_correlation(session, test.seizure_id)
     return test
 
 
@@ -867,7 +868,7 @@ def create_custody_event(
             requested_by_user_id=actor.user_id,
             requested_by_device_id=actor.device_id,
         )
-        _add_new(session, approval, actor, reason=event_in.reason)
+        add_record(session, approval, actor, reason=event_in.reason)
         return approval
     event = _custody_row(item, event_in, event_id, actor)
     _insert_new(session, event, actor, reason=event_in.reason)
@@ -915,7 +916,7 @@ def create_lab_result(
         analyst_id=actor.user_id,
     )
     _insert_new(session, result, actor)
-    _correlate(session, item.seizure_id)
+    queue_correlation(session, item.seizure_id)
     return result
 
 
@@ -1060,7 +1061,7 @@ def decide_approval(
             if approval.base_version is not None and item.version != approval.base_version:
                 raise PreconditionFailedError("item", approval.base_version, item.version)
             changes = ItemUpdate.model_validate({**approval.payload, "reason": approval.reason})
-            _apply(
+            apply_changes(
                 session,
                 item,
                 changes.model_dump(exclude_unset=True, exclude={"reason"}),
@@ -1068,15 +1069,15 @@ def decide_approval(
                 f"{approval.reason} (approved by {actor.user_id}, approval {approval.id})",
             )
             result_id = item.id
-            _correlate(session, item.seizure_id)
+            queue_correlation(session, item.seizure_id)
         elif approval.action == "custody_destroyed":
             event_in = CustodyEventCreate.model_validate(approval.payload)
             event = _custody_row(item, event_in, uuid.UUID(approval.payload["id"]), requester)
-            _add_new(session, event, actor, reason=f"{approval.reason} (approval {approval.id})")
+            add_record(session, event, actor, reason=f"{approval.reason} (approval {approval.id})")
             result_id = event.id
         else:  # pragma: no cover - only the two actions above are ever filed
             raise ConflictError(f"unknown approval action {approval.action!r}")
-    _apply(
+    apply_changes(
         session,
         approval,
         {
@@ -1134,7 +1135,7 @@ def add_attachment(
         media_type=media_type[:100] or "application/octet-stream",
         size=len(data),
     )
-    _add_new(session, attachment, actor)
+    add_record(session, attachment, actor)
     return attachment
 
 

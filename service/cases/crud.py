@@ -53,7 +53,14 @@ from service.cases.models import (
     TaskUpdate,
 )
 from service.core.types import utcnow
-from service.crud import _add_new, _apply, _check_version, _like, _partners, store_blob
+from service.crud import (
+    add_record,
+    apply_changes,
+    check_version,
+    like_pattern,
+    store_blob,
+    validated_partners,
+)
 from service.errors import ConflictError, InvalidInputError, NotFoundError, PermissionDeniedError
 from service.linking.models import LinkStatus, SeizureLink
 from service.models import Blob, FieldTest, Item, RecordVersion, Role, Seizure, User
@@ -171,7 +178,7 @@ def _take_off(
     row = session.get(model, record_id)
     if row is None or row.case_id != case.id or row.removed_at is not None:
         raise NotFoundError(entity, record_id)
-    _apply(session, row, {"removed_at": utcnow()}, actor, reason)
+    apply_changes(session, row, {"removed_at": utcnow()}, actor, reason)
     return row
 
 
@@ -209,8 +216,8 @@ def create_case(*, session: Session, actor: Principal, case_in: CaseCreate) -> C
             session, actor.scope, case.lead_investigator_id, "lead_investigator_id", LEADERS
         )
     _unique_reference(session, actor.scope, case.reference, None)
-    case.shared_with = _partners(session, actor, case_in.sharing, case_in.shared_with)  # type: ignore[assignment]
-    _add_new(session, case, actor)
+    case.shared_with = validated_partners(session, actor, case_in.sharing, case_in.shared_with)  # type: ignore[assignment]
+    add_record(session, case, actor)
     _sync(session, case)
     return case
 
@@ -265,7 +272,7 @@ def list_cases(
     if status is not None:
         query = query.where(col(Case.status) == status.value)
     if q:
-        pattern = _like(q)
+        pattern = like_pattern(q)
         query = query.where(
             or_(
                 col(Case.title).ilike(pattern, escape="\\"),
@@ -291,7 +298,7 @@ def update_case(
     *, session: Session, actor: Principal, case_id: uuid.UUID, case_in: CaseUpdate, if_match: int
 ) -> Case:
     case = _owned_case(session, actor, case_id, CASE_MANAGERS, "change cases")
-    _check_version(case, if_match)
+    check_version(case, if_match)
     changes = case_in.model_dump(exclude_unset=True, exclude={"reason"}, mode="python")
     for key in [k for k, v in changes.items() if v is None]:
         if not Case.__table__.c[key].nullable:  # type: ignore[attr-defined]
@@ -315,12 +322,12 @@ def update_case(
             partners = changes["shared_with"]
         else:  # a level other than partners drops the named partners
             partners = case.shared_with if level == SharingLevel.PARTNERS else []
-        changes["shared_with"] = _partners(session, actor, level, partners)
+        changes["shared_with"] = validated_partners(session, actor, level, partners)
     if "status" in changes:
         changes["status"] = CaseStatus(changes["status"]).value
     if "sharing" in changes:
         changes["sharing"] = str(changes["sharing"])
-    if _apply(session, case, changes, actor, case_in.reason) and (
+    if apply_changes(session, case, changes, actor, case_in.reason) and (
         "sharing" in changes or "shared_with" in changes
     ):
         _sync(session, case)
@@ -347,7 +354,7 @@ def add_seizure(
     if existing is not None:
         if existing.removed_at is None:
             raise ConflictError(f"seizure {seizure.id} is already in case {case.reference}")
-        _apply(
+        apply_changes(
             session,
             existing,
             {"removed_at": None, "note": member_in.note, "added_by_user_id": actor.user_id},
@@ -363,7 +370,7 @@ def add_seizure(
         note=member_in.note,
         added_by_user_id=actor.user_id,
     )
-    _add_new(session, member, actor, reason=member_in.note)
+    add_record(session, member, actor, reason=member_in.note)
     return member
 
 
@@ -382,7 +389,7 @@ def remove_seizure(
     ).first()
     if member is None:
         raise NotFoundError("case_seizure", seizure_id)
-    _apply(session, member, {"removed_at": utcnow()}, actor, reason)
+    apply_changes(session, member, {"removed_at": utcnow()}, actor, reason)
     return member
 
 
@@ -435,7 +442,7 @@ def add_entity(
         note=entity_in.note,
         added_by_user_id=actor.user_id,
     )
-    _add_new(session, entity, actor, reason=entity_in.note)
+    add_record(session, entity, actor, reason=entity_in.note)
     return entity
 
 
@@ -496,7 +503,7 @@ def add_document(
         description=description,
         added_by_user_id=actor.user_id,
     )
-    _add_new(session, document, actor)
+    add_record(session, document, actor)
     return document
 
 
@@ -562,7 +569,7 @@ def create_task(
         due_date=task_in.due_date.isoformat() if task_in.due_date else None,
         created_by_user_id=actor.user_id,
     )
-    _add_new(session, task, actor)
+    add_record(session, task, actor)
     return task
 
 
@@ -585,7 +592,7 @@ def update_task(
         if actor.role not in CASE_MANAGERS and not (owner and set(changes) <= {"status"}):
             raise PermissionDeniedError(actor.role, "change more of a task than its status")
     _not_closed(case)
-    _check_version(task, if_match)
+    check_version(task, if_match)
     for key in [k for k, v in changes.items() if v is None]:
         if not CaseTask.__table__.c[key].nullable:  # type: ignore[attr-defined]
             raise InvalidInputError(key, "cannot be cleared")
@@ -601,7 +608,7 @@ def update_task(
             changes[key] = str(changes[key]) if kind is None else TaskStatus(changes[key]).value
     if "status" in changes and changes["status"] != task.status:
         changes["completed_at"] = utcnow() if changes["status"] != TaskStatus.OPEN else None
-    _apply(session, task, changes, actor, task_in.reason)
+    apply_changes(session, task, changes, actor, task_in.reason)
     return task
 
 
@@ -668,7 +675,7 @@ def create_note(
         text=note_in.text,
         author_user_id=actor.user_id,
     )
-    _add_new(session, note, actor)
+    add_record(session, note, actor)
     return note
 
 
@@ -686,8 +693,8 @@ def update_note(
     if actor.role != SYSTEM_ROLE and note.author_user_id != actor.user_id:
         raise PermissionDeniedError(actor.role, "correct another person's note")
     _not_closed(case)
-    _check_version(note, if_match)
-    _apply(session, note, {"text": note_in.text}, actor, note_in.reason)
+    check_version(note, if_match)
+    apply_changes(session, note, {"text": note_in.text}, actor, note_in.reason)
     return note
 
 

@@ -186,7 +186,7 @@ def export_package(
         summary={**counts, **({"since": since.isoformat()} if since else {})},
         user_id=actor.user_id,
     )
-    crud._add_new(session, receipt, actor, reason=f"exchange package sent to {partner_agency_id}")
+    crud.add_record(session, receipt, actor, reason=f"exchange package sent to {partner_agency_id}")
     return ExportedPackage(
         data=data,
         package_id=package_id,

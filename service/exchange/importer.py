@@ -24,7 +24,7 @@ Updates are applied as the issuing agency made them: its own rules (four eyes on
 and substances, custody approvals) were enforced on its home instance, and only it writes
 its records. Local version numbers count this instance's versions (the audit trail needs
 1..n); the issuer's number is kept in the provenance. Imported and updated seizures are
-correlated on arrival exactly as new local ones (``crud._correlate``). Shares of imported
+correlated on arrival exactly as new local ones (``crud.queue_correlation``). Shares of imported
 seizures name only agencies known here; ``shared_with`` is stored as the issuer sent it.
 
 Not carried (yet): attachments (photos), withdrawals (a seizure set back to ``own`` at
@@ -186,7 +186,7 @@ def import_package(
             summary=summary,
             user_id=actor.user_id,
         )
-        crud._add_new(session, receipt, xactor, reason=f"exchange package from {issuer_name}")
+        crud.add_record(session, receipt, xactor, reason=f"exchange package from {issuer_name}")
     touched: set[uuid.UUID] = set()
     for plan in writes:
         record = plan.record
@@ -197,14 +197,14 @@ def import_package(
         local_version: int | None
         if plan.outcome == Outcome.IMPORTED:
             row = MODELS[record.type](**{**plan.values, "version": 1})
-            crud._add_new(session, row, xactor, reason=reason)
+            crud.add_record(session, row, xactor, reason=reason)
             local_version = 1
             if record.type == "seizure":
                 _sync_shares(session, row)  # type: ignore[arg-type]
         else:
             row = plan.row  # type: ignore[assignment]
             if plan.outcome == Outcome.UPDATED:
-                crud._apply(session, row, plan.changes, xactor, reason)
+                crud.apply_changes(session, row, plan.changes, xactor, reason)
                 if record.type == "seizure" and {"sharing", "shared_with"} & set(plan.changes):
                     _sync_shares(session, row)  # type: ignore[arg-type]
                 local_version = row.version  # type: ignore[attr-defined]
@@ -231,7 +231,7 @@ def import_package(
             touched.add(plan.seizure_id)
     session.flush()
     for seizure_id in sorted(touched, key=str):
-        crud._correlate(session, seizure_id)
+        crud.queue_correlation(session, seizure_id)
     _fill(report, plans)
     return report
 

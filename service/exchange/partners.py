@@ -115,7 +115,7 @@ def register_partner(
             country=partner_in.country,
             kind=partner_in.kind,
         )
-        crud._add_new(session, agency, actor, reason="exchange partner registered")
+        crud.add_record(session, agency, actor, reason="exchange partner registered")
     else:
         if session.scalars(
             select(col(User.id)).where(col(User.agency_id) == agency.id).limit(1)
@@ -161,7 +161,7 @@ def register_partner(
         encryption_key=partner_in.encryption_key,
         note=partner_in.note,
     )
-    crud._add_new(session, partner, actor, reason="exchange partner registered")
+    crud.add_record(session, partner, actor, reason="exchange partner registered")
     return _public(partner, agency)
 
 
@@ -207,7 +207,7 @@ def update_partner(
         partner_agency_id=partner_agency_id,
         include_revoked=True,
     )
-    crud._check_version(partner, if_match)
+    crud.check_version(partner, if_match)
     changes = partner_in.model_dump(exclude_unset=True, exclude={"reason"})
     if changes.get("active") is None:
         changes.pop("active", None)
@@ -226,7 +226,7 @@ def update_partner(
             encryption_public_key(changes["encryption_key"])
         except ValueError as exc:
             raise InvalidInputError("encryption_key", str(exc)) from None
-    crud._apply(session, partner, changes, actor, partner_in.reason)
+    crud.apply_changes(session, partner, changes, actor, partner_in.reason)
     agency = session.get(Agency, partner.partner_agency_id)
     assert agency is not None  # a foreign key
     return _public(partner, agency)

@@ -3,10 +3,12 @@ be linked to: its agency's own, and those of other agencies shared with it or ab
 
 :func:`correlate_seizure` runs for a seizure after it (or one of its items, field tests or
 laboratory results) is written: the write path queues it (:mod:`.worker`) and a worker
-correlates it after the commit. It rebuilds that seizure's :class:`LinkKey` rows (one per
-key and audience) and spectral fingerprints, then asks the index for every key in one
-statement (each key's answer capped), so the work depends on how many keys the seizure has
-and how many seizures share them, never on how many seizures exist. The reasons found
+correlates it after the commit. It updates that seizure's :class:`LinkKey` rows (one per
+key and audience) and spectral fingerprints, then asks the index in one statement about
+the keys and spectra that are new or changed since its last correlation (every key, when
+its sharing or date changed), each key's answer capped, and recomputes the reasons of
+the pairs found and of its existing links; so the work depends on how much changed and
+how many seizures share those keys, never on how many seizures exist. The reasons found
 become a :class:`SeizureLink` per agency that owns one seizure of the pair and may read
 the other, written and audited like every other record; a pair across two agencies also
 raises a :class:`LinkAlert` for each of them.
@@ -936,9 +938,16 @@ def _system(agency_id: uuid.UUID) -> Principal:
 
 
 def _their_keys(
-    session: Session, others: set[uuid.UUID]
+    session: Session, others: set[uuid.UUID], relevant: set[str]
 ) -> tuple[dict[uuid.UUID, tuple[datetime, list[Key]]], dict[uuid.UUID, list[SpectrumRef]]]:
-    """Index keys and comparable spectra of other seizures (each key once, not per audience)."""
+    """Index keys among ``relevant`` and comparable spectra of other seizures (each key
+    once, not per audience).
+
+    A pair's reasons only ever read the keys both seizures share and the substances
+    related to one another (see :func:`pair_reasons`): ``relevant`` is this seizure's keys
+    and their related substances, so linked seizures' other keys are not transferred.
+    """
+    wanted_keys = sorted(relevant)
     keys: dict[uuid.UUID, tuple[datetime, dict[str, Key]]] = {}
     spectra: dict[uuid.UUID, list[SpectrumRef]] = {}
     wanted = sorted(others)
@@ -951,7 +960,7 @@ def _their_keys(
                 col(LinkKey.kind),
                 col(LinkKey.key),
                 col(LinkKey.detail),
-            ).where(col(LinkKey.seizure_id).in_(chunk))
+            ).where(col(LinkKey.seizure_id).in_(chunk), col(LinkKey.key).in_(wanted_keys))
         )
         for seizure_id, at, kind, key, detail in rows:
             entry = keys.setdefault(seizure_id, (_as_utc(at), {}))
@@ -977,6 +986,11 @@ def correlate_seizure(
     session: Session, seizure_id: uuid.UUID, *, actor: Principal | None = None
 ) -> CorrelationResult:
     """Re-index one seizure and create or update its suggested links, in the caller's transaction.
+
+    Incremental: only keys and spectra that are new or changed since the stored index rows
+    are looked up (all of them when the seizure's sharing or date changed, or it has no
+    rows yet), which gives the same links as looking up every key (each key and spectrum
+    finds its candidates on its own, and every existing link is recomputed).
 
     ``actor`` defaults to the system acting for the seizure's agency (the link engine); a
     given actor must belong to that agency. Candidates are the seizures the seizure's
@@ -1077,7 +1091,8 @@ def correlate_seizure(
     missing = others - set(info)
     if missing:
         info.update(_seizure_info(session, missing))
-    their_keys, their_spectra = _their_keys(session, others)
+    reasons_read = _keys_touched([k for k in keys if k.kind != _SPECTRUM_BAND], relations)
+    their_keys, their_spectra = _their_keys(session, others, reasons_read)
     spectra = {**their_spectra, seizure.id: refs}
     mine = (seizure.id, _as_utc(seizure.seized_at), keys)
     fresh: list[SeizureLink] = []

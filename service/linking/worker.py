@@ -28,7 +28,8 @@ import uuid
 import weakref
 from typing import Any
 
-from sqlalchemy import Connection, Engine, event, select, update
+from sqlalchemy import Connection, Engine, event, func, literal_column, select, update
+from sqlalchemy import text as sql_text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session as OrmSession
@@ -64,11 +65,12 @@ _WORKERS: weakref.WeakKeyDictionary[Engine, LinkWorker] = weakref.WeakKeyDiction
 def enqueue_correlation(session: Session, seizure_id: uuid.UUID) -> None:
     """Queue a seizure for correlation, in the caller's transaction (durable with it).
 
-    An already queued seizure has its row touched, not duplicated (it keeps its place in
-    the queue). On PostgreSQL, touching waits for a worker correlating that seizure right
-    now to commit (it holds the row), so the change being committed is never missed by a
-    correlation that read too early. A seizure already queued in this transaction is not
-    queued again (a rolled-back savepoint forgets what it queued).
+    An already queued seizure has its row touched, not duplicated: its ``enqueued_at``
+    moves forward (strictly), and a worker correlating the seizure right now removes the
+    row only if it is still the version it read before correlating, so the change being
+    committed is never missed by a correlation that read too early, and the writer never
+    waits for the correlation. A seizure already queued in this transaction is not queued
+    again (a rolled-back savepoint forgets what it queued).
     """
     queued: set[uuid.UUID] = session.info.setdefault(_QUEUED, set())
     if seizure_id in queued:
@@ -78,11 +80,17 @@ def enqueue_correlation(session: Session, seizure_id: uuid.UUID) -> None:
     table = LinkQueue.__table__  # type: ignore[attr-defined]
     if dialect == "postgresql":
         stmt: Any = postgresql.insert(table).values(**values)
-    else:
+        # Strictly later than the version a busy worker read, even within a microsecond.
+        touched: Any = func.greatest(
+            stmt.excluded.enqueued_at,
+            table.c.enqueued_at + literal_column("interval '1 microsecond'"),
+        )
+    else:  # SQLite: one writer at a time, never during a worker's transaction
         stmt = sqlite.insert(table).values(**values)
+        touched = stmt.excluded.enqueued_at
     stmt = stmt.on_conflict_do_update(
         index_elements=["seizure_id"],
-        set_={"attempts": 0, "last_error": None},
+        set_={"enqueued_at": touched, "attempts": 0, "last_error": None},
     )
     session.execute(stmt)
     queued.add(seizure_id)
@@ -91,8 +99,6 @@ def enqueue_correlation(session: Session, seizure_id: uuid.UUID) -> None:
 
 def pending(session: Session) -> int:
     """How many seizures wait to be correlated (including ones that failed)."""
-    from sqlalchemy import func
-
     return int(session.execute(select(func.count()).select_from(LinkQueue)).scalar_one())
 
 
@@ -124,6 +130,8 @@ def correlate_queued(
     results = []
     table = LinkQueue.__table__  # type: ignore[attr-defined]
     for seizure_id in taken:
+        if not _claim(session, seizure_id, wait=not skip_locked):
+            continue  # a worker is correlating it right now
         try:
             with session.begin_nested():
                 results.append(correlate_seizure(session, seizure_id, actor=actor))
@@ -156,25 +164,30 @@ def correlate_one(
 ) -> CorrelationResult | None:
     """Correlate one queued seizure in a transaction of its own, committed here.
 
-    The queue row is locked first (``skip_locked``: a seizure another worker is busy with
-    is left to it; otherwise this waits for it, then usually finds the row gone). Returns
-    None when the seizure is not (or no longer) queued, or failed. A transient failure
-    (:func:`transient`) is retried at once, up to :data:`RETRIES` times; any other failure
-    is recorded on the queue row for a later attempt.
+    The seizure is claimed first (PostgreSQL: a transaction-level advisory lock of its
+    own; ``skip_locked``: a seizure another worker is busy with is left to it, otherwise
+    this waits for it). The queue row is not locked, so writers that queue the seizure
+    meanwhile never wait: the row is removed only if no write touched it since it was
+    read (else the seizure is correlated again). Returns None when the seizure is not
+    (or no longer) queued, or failed. A transient failure (:func:`transient`) is retried
+    at once, up to :data:`RETRIES` times; any other failure is recorded on the queue row
+    for a later attempt.
     """
     table = LinkQueue.__table__  # type: ignore[attr-defined]
-    query = select(col(LinkQueue.seizure_id)).where(
+    version = select(col(LinkQueue.enqueued_at)).where(
         col(LinkQueue.seizure_id) == seizure_id, col(LinkQueue.attempts) < MAX_ATTEMPTS
     )
-    if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=skip_locked)
     for attempt in range(RETRIES + 1):
         try:
-            if session.execute(query).first() is None:
+            if not _claim(session, seizure_id, wait=not skip_locked):
+                session.rollback()
+                return None
+            read = session.execute(version).scalar_one_or_none()
+            if read is None:
                 session.rollback()
                 return None
             result = correlate_seizure(session, seizure_id, actor=actor)
-            session.execute(table.delete().where(table.c.seizure_id == seizure_id))
+            _dequeue(session, seizure_id, read)
             session.commit()
             return result
         except Exception as exc:
@@ -191,6 +204,42 @@ def correlate_one(
             session.commit()
             return None
     return None  # pragma: no cover - the loop always returns
+
+
+#: First half of the two-integer advisory lock that claims a seizure for correlation (its
+#: own space, apart from the engine's key locks and the audit chain's lock).
+_CLAIM_SPACE = 0x6C6E6B71  # "lnkq"
+
+
+def _claim(session: Session, seizure_id: uuid.UUID, *, wait: bool) -> bool:
+    """Claim a seizure for correlation until the transaction ends (PostgreSQL; SQLite runs
+    one write transaction at a time). False when ``wait`` is false and another has it."""
+    if session.get_bind().dialect.name != "postgresql":
+        return True
+    params = {
+        "space": _CLAIM_SPACE,
+        "key": int.from_bytes(seizure_id.bytes[:4], "big", signed=True),
+    }
+    if wait:
+        session.execute(sql_text("SELECT pg_advisory_xact_lock(:space, :key)"), params)
+        return True
+    got = session.execute(sql_text("SELECT pg_try_advisory_xact_lock(:space, :key)"), params)
+    return bool(got.scalar_one())
+
+
+def _dequeue(session: Session, seizure_id: uuid.UUID, read: Any) -> None:
+    """Remove the queue row if it is still the version read before correlating.
+
+    A row locked right now belongs to a writer queueing the seizure again: it is left (the
+    writer's commit moves it forward), rather than waiting for that writer.
+    """
+    table = LinkQueue.__table__  # type: ignore[attr-defined]
+    row = select(table.c.enqueued_at).where(table.c.seizure_id == seizure_id)
+    if session.get_bind().dialect.name == "postgresql":
+        row = row.with_for_update(skip_locked=True)
+    now = session.execute(row).scalar_one_or_none()
+    if now is not None and now == read:
+        session.execute(table.delete().where(table.c.seizure_id == seizure_id))
 
 
 def _queued_ids(session: Session, limit: int) -> list[uuid.UUID]:

@@ -73,12 +73,15 @@ class WorkCounter:
         self.engine = engine
         self.statements = 0
         self.rows = 0
+        # Load events are per model class, for every session: the app's link worker (a
+        # thread of this process) loads rows too, which are not this arrival's work.
+        self.thread = threading.get_ident()
 
     def _statement(self, *_args: Any, **_kw: Any) -> None:
         self.statements += 1
 
     def _row(self, *_args: Any, **_kw: Any) -> None:
-        self.rows += 1
+        self.rows += threading.get_ident() == self.thread
 
     def __enter__(self) -> WorkCounter:
         event.listen(self.engine, "before_cursor_execute", self._statement)

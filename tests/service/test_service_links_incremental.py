@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import os
 import re
+import threading
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -16,15 +17,26 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, delete, event, select
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, col
 
 from service import crud
 from service.core.config import Settings
 from service.core.db import make_engine
-from service.linking.engine import correlate_seizure
+from service.errors import PreconditionFailedError
+from service.linking import worker
+from service.linking.engine import Key, _keys_touched, correlate_seizure, pair_reasons
 from service.linking.models import LinkAlert, LinkKey, LinkQueue, SeizureLink
-from service.models import FieldTestCreate, ItemCreate, SeizureCreate, SeizureUpdate
+from service.linking.precursors import library_relations
+from service.models import (
+    FieldTestCreate,
+    ItemCreate,
+    PersonRef,
+    SeizureCreate,
+    SeizureUpdate,
+)
 from service.principal import Principal
+from service.sharing import SharingLevel
 from service.testing import World, field_test_payload
 
 _eras = itertools.count()
@@ -41,6 +53,14 @@ _PROFILES = [
 _SUBSTANCES = ["cocaine HCl", "ephedrine", "methamphetamine HCl", "potassium permanganate", "p2p"]
 _ROUTES = [("PE", "ES"), ("CO", "ES"), (None, None)]
 _DAYS = [0, 20, 45, 400]
+
+
+class _OrigError(Exception):
+    """A driver error with a SQLSTATE, as psycopg raises them."""
+
+    def __init__(self, sqlstate: str) -> None:
+        super().__init__(f"sqlstate {sqlstate}")
+        self.sqlstate = sqlstate
 
 
 @pytest.fixture(scope="module")
@@ -96,8 +116,8 @@ class _Writes:
                         air_waybill=f"{self.tag}-{x % 3}" if x % 4 == 1 else None,
                         origin_country=origin,
                         destination_country=destination,
-                        persons=[{"reference": f"{self.tag}P"}] if y % 4 == 3 else [],
-                        sharing="all" if y % 5 == 0 else "own",
+                        persons=[PersonRef(reference=f"{self.tag}P")] if y % 4 == 3 else [],
+                        sharing=SharingLevel.ALL if y % 5 == 0 else SharingLevel.OWN,
                     ),
                 )
                 self.made.add(n)
@@ -105,7 +125,7 @@ class _Writes:
                 if kind == "sharing":
                     other = "B" if self.owner[n] == "A" else "A"
                     change = SeizureUpdate(
-                        sharing=["own", "all", "partners"][x % 3],  # type: ignore[arg-type]
+                        sharing=[SharingLevel.OWN, SharingLevel.ALL, SharingLevel.PARTNERS][x % 3],
                         shared_with=[self.world.agencies[other]] if x % 3 == 2 else None,
                         reason="sharing",
                     )
@@ -174,9 +194,12 @@ class _Writes:
         ).all()
         alerts = session.scalars(select(LinkAlert).where(col(LinkAlert.seizure_id).in_(mine)))
         keys = session.execute(
-            select(LinkKey.seizure_id, LinkKey.audience_id, LinkKey.key, LinkKey.detail).where(
-                col(LinkKey.seizure_id).in_(mine)
-            )
+            select(
+                col(LinkKey.seizure_id),
+                col(LinkKey.audience_id),
+                col(LinkKey.key),
+                col(LinkKey.detail),
+            ).where(col(LinkKey.seizure_id).in_(mine))
         )
         return {
             "links": sorted(
@@ -308,3 +331,243 @@ def test_a_seizure_written_many_times_in_one_transaction_is_queued_once(
             event.remove(engine, "before_cursor_execute", count)
         assert session.get(LinkQueue, seizure.id) is not None
         session.rollback()
+
+
+# --------------------------------------------------------------------------- the worker
+
+
+@pytest.fixture
+def kept(monkeypatch: pytest.MonkeyPatch) -> set[uuid.UUID]:
+    """Seizures the app's own link worker (a thread of this process) leaves to the test."""
+    mine: set[uuid.UUID] = set()
+    real = worker._claim
+
+    def claim(session: Session, seizure_id: uuid.UUID, *, wait: bool) -> bool:
+        if seizure_id in mine and threading.current_thread().name == "link-worker":
+            return False
+        return real(session, seizure_id, wait=wait)
+
+    monkeypatch.setattr(worker, "_claim", claim)
+    return mine
+
+
+def _queued_pair(
+    engine: Engine, world: World, era: datetime, kept: set[uuid.UUID]
+) -> tuple[uuid.UUID, uuid.UUID]:
+    """Two committed, queued seizures sharing an air waybill, kept from the app's worker."""
+    actor = Principal(agency_id=world.agencies["A"], role="officer")
+    awb = f"AWB{uuid.uuid4().hex[:10]}"
+    with Session(engine) as session:
+        ids = [
+            crud.create_seizure(
+                session=session,
+                actor=actor,
+                seizure_in=SeizureCreate(seized_at=era, country="PE", air_waybill=awb),
+            ).id
+            for _ in range(2)
+        ]
+        kept.update(ids)
+        session.commit()
+    return ids[0], ids[1]
+
+
+def _linked(session: Session, a: uuid.UUID, b: uuid.UUID) -> bool:
+    low, high = sorted((a, b))
+    found = session.scalars(
+        select(col(SeizureLink.id)).where(
+            col(SeizureLink.seizure_a_id) == low, col(SeizureLink.seizure_b_id) == high
+        )
+    ).first()
+    return found is not None
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        PreconditionFailedError("seizure_link", 1, "newer"),
+        OperationalError("SELECT 1", {}, _OrigError("40P01")),
+        OperationalError("SELECT 1", {}, _OrigError("40001")),
+    ],
+    ids=["changed-link", "deadlock", "serialization"],
+)
+def test_a_correlation_that_lost_a_race_is_retried_at_once(
+    engine: Engine,
+    world: World,
+    monkeypatch: pytest.MonkeyPatch,
+    kept: set[uuid.UUID],
+    error: Exception,
+) -> None:
+    first, second = _queued_pair(engine, world, datetime(1670, 1, 1, tzinfo=UTC), kept)
+    calls = []
+    real = correlate_seizure
+
+    def racing(session: Session, seizure_id: uuid.UUID, **kw: Any) -> Any:
+        calls.append(seizure_id)
+        if len(calls) == 1:
+            raise error
+        return real(session, seizure_id, **kw)
+
+    monkeypatch.setattr(worker, "correlate_seizure", racing)
+    with Session(engine) as session:
+        assert worker.correlate_one(session, second, skip_locked=False) is not None
+        assert calls == [second, second]
+        assert session.get(LinkQueue, second) is None  # not left failed
+        assert worker.correlate_one(session, first, skip_locked=False) is not None
+        assert _linked(session, first, second)
+
+
+def test_a_failure_that_is_not_a_race_stays_queued(
+    engine: Engine, world: World, monkeypatch: pytest.MonkeyPatch, kept: set[uuid.UUID]
+) -> None:
+    actor = Principal(agency_id=world.agencies["A"], role="officer")
+    with Session(engine) as session:
+        seizure = crud.create_seizure(
+            session=session,
+            actor=actor,
+            seizure_in=SeizureCreate(seized_at=datetime(1660, 1, 1, tzinfo=UTC), country="PE"),
+        )
+        kept.add(seizure.id)
+        session.commit()
+
+        def broken(*_a: Any, **_k: Any) -> Any:
+            raise OperationalError("SELECT 1", {}, _OrigError("53100"))  # disk full
+
+        monkeypatch.setattr(worker, "correlate_seizure", broken)
+        assert worker.correlate_one(session, seizure.id, skip_locked=False) is None
+        row = session.get(LinkQueue, seizure.id)
+        assert row is not None and row.attempts == 1 and "SELECT 1" in (row.last_error or "")
+        monkeypatch.setattr(worker, "correlate_seizure", correlate_seizure)
+        assert worker.correlate_one(session, seizure.id, skip_locked=False) is not None
+        assert session.get(LinkQueue, seizure.id) is None
+
+
+def test_a_seizure_written_while_being_correlated_is_correlated_again(
+    backend: str,
+    engine: Engine,
+    world: World,
+    monkeypatch: pytest.MonkeyPatch,
+    kept: set[uuid.UUID],
+) -> None:
+    """The write commits between the worker's read of the queue row and its end."""
+    if backend != "postgresql":
+        pytest.skip("SQLite transactions begin IMMEDIATE: a write waits for the correlation")
+    _, second = _queued_pair(engine, world, datetime(1650, 1, 1, tzinfo=UTC), kept)
+    actor = Principal(agency_id=world.agencies["A"], role="officer")
+    real = correlate_seizure
+    runs: list[uuid.UUID] = []
+
+    def meanwhile(session: Session, seizure_id: uuid.UUID, **kw: Any) -> Any:
+        runs.append(seizure_id)
+        if len(runs) == 1:  # another request writes the seizure now, and commits
+            with Session(engine) as other:
+                crud.create_item(
+                    session=other,
+                    actor=actor,
+                    seizure_id=seizure_id,
+                    item_in=ItemCreate(description="powder", substance="ephedrine"),
+                )
+                other.commit()
+        return real(session, seizure_id, **kw)
+
+    monkeypatch.setattr(worker, "correlate_seizure", meanwhile)
+    with Session(engine) as session:
+        assert worker.correlate_one(session, second, skip_locked=False) is not None
+        assert session.get(LinkQueue, second) is not None  # queued again, not lost
+        assert worker.correlate_one(session, second, skip_locked=False) is not None
+        assert runs == [second, second]
+        assert session.get(LinkQueue, second) is None
+        keys = session.scalars(
+            select(col(LinkKey.key)).where(col(LinkKey.seizure_id) == second)
+        ).all()
+        assert "substance:ephedrine hydrochloride" in keys
+
+
+def test_concurrent_drains_of_overlapping_seizures_neither_deadlock_nor_fail(
+    backend: str, engine: Engine, world: World, kept: set[uuid.UUID]
+) -> None:
+    """Many seizures sharing keys in different combinations, drained by three sessions at
+    once in different orders: every one is correlated, none is left failed."""
+    if backend != "postgresql":
+        pytest.skip("SQLite runs one write transaction at a time")
+    actor = Principal(agency_id=world.agencies["A"], role="officer")
+    tag = uuid.uuid4().hex[:8]
+    era = datetime(1640, 1, 1, tzinfo=UTC)
+    with Session(engine) as session:
+        ids = [
+            crud.create_seizure(
+                session=session,
+                actor=actor,
+                seizure_in=SeizureCreate(
+                    seized_at=era,
+                    country="PE",
+                    air_waybill=f"{tag}A{n % 3}",
+                    container_number=f"{tag}C{n % 4}",
+                    persons=[PersonRef(reference=f"{tag}P{n % 5}")],
+                ),
+            ).id
+            for n in range(24)
+        ]
+        kept.update(ids)
+        session.commit()
+    errors: list[BaseException] = []
+
+    def drain_in(order: list[uuid.UUID]) -> None:
+        try:
+            with Session(engine) as session:
+                for seizure_id in order:
+                    worker.correlate_one(session, seizure_id, skip_locked=False)
+        except BaseException as exc:
+            errors.append(exc)
+
+    orders = [ids, ids[::-1], ids[1::2] + ids[::2]]
+    threads = [threading.Thread(target=drain_in, args=(order,)) for order in orders]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not errors
+    with Session(engine) as session:
+        left = session.scalars(select(LinkQueue).where(col(LinkQueue.seizure_id).in_(ids))).all()
+        assert left == []
+        for n, a in enumerate(ids):
+            for m, b in enumerate(ids[:n]):
+                shares = n % 3 == m % 3 or n % 4 == m % 4 or n % 5 == m % 5
+                assert _linked(session, a, b) == shares
+
+
+_KEY_POOL = [
+    Key("air_waybill", "air_waybill:1234", "1234"),
+    Key("person", "person:p1", "P-1"),
+    Key("route", "route:PE>ES", "PE → ES"),
+    Key("chemical_profile", "chemical_profile:cocaine hydrochloride|x", '{"a": 0.6, "x": 0.4}'),
+    Key("substance", "substance:ephedrine hydrochloride", "ephedrine hydrochloride"),
+    Key("substance", "substance:methamphetamine hydrochloride", "methamphetamine hydrochloride"),
+    Key("substance", "substance:p2p", "p2p"),
+    Key("substance", "substance:cocaine hydrochloride", "cocaine hydrochloride"),
+    Key("spectrum_band", "spectrum:s1:raman:00:abc", "raman"),
+]
+
+
+@given(
+    mine=st.sets(st.sampled_from(range(len(_KEY_POOL)))),
+    theirs=st.sets(st.sampled_from(range(len(_KEY_POOL)))),
+    days=st.integers(0, 400),
+    first=st.booleans(),
+)
+def test_reasons_read_only_the_keys_both_share_or_relate(
+    mine: set[int], theirs: set[int], days: int, first: bool
+) -> None:
+    """Linked seizures' keys are loaded only where they meet this seizure's (and related
+    substances): the reasons are the same as from all their keys."""
+    relations = library_relations()
+    at = datetime(2020, 1, 1, tzinfo=UTC)
+    own = [_KEY_POOL[i] for i in sorted(mine)]
+    other = [_KEY_POOL[i] for i in sorted(theirs)]
+    relevant = _keys_touched([k for k in own if k.kind != "spectrum_band"], relations)
+    ids = sorted([uuid.uuid4(), uuid.uuid4()], reverse=first)
+    a = (ids[0], at, own)
+    full = pair_reasons(a, (ids[1], at + timedelta(days=days), other), relations)
+    seen = pair_reasons(
+        a, (ids[1], at + timedelta(days=days), [k for k in other if k.key in relevant]), relations
+    )
+    assert seen == full
