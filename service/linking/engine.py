@@ -500,19 +500,35 @@ def _fingerprints(
     stale = [test_id for test_id in stored if test_id not in current]
     fresh: list[dict[str, Any]] = []
     found = _Prints(changed=bool(stale))
+
+    def reusable(test_id: uuid.UUID, kind: str, digest: str) -> bool:
+        row = stored.get(test_id)
+        return row is not None and row.spectrum_sha256 == digest and row.kind == kind
+
+    # The raw spectra to fingerprint, in one query (a sync batch brings many at once).
+    wanted = [test_id for test_id, kind, digest in tests if not reusable(test_id, kind, digest)]
+    raw = (
+        {
+            row[0]: (row[1], row[2])
+            for row in session.execute(
+                select(
+                    col(FieldTest.id), col(FieldTest.axis_f64le), col(FieldTest.intensities_f64le)
+                ).where(col(FieldTest.id).in_(wanted))
+            )
+        }
+        if wanted
+        else {}
+    )
     for test_id, kind, digest in tests:
         row = stored.get(test_id)
-        if row is not None and row.spectrum_sha256 == digest and row.kind == kind:
+        if reusable(test_id, kind, digest):
+            assert row is not None
             if row.vector is None:
                 continue
             bands = tuple(int(h, 16) for h in row.bands.split(","))
             vector = spectral.unpack(row.vector)
         else:
-            axis, values = session.execute(
-                select(col(FieldTest.axis_f64le), col(FieldTest.intensities_f64le)).where(
-                    col(FieldTest.id) == test_id
-                )
-            ).one()
+            axis, values = raw[test_id]
             computed = spectral.fingerprint(
                 kind, np.frombuffer(axis, dtype="<f8"), np.frombuffer(values, dtype="<f8")
             )
