@@ -432,9 +432,7 @@ def principal_for_device_key(*, session: Session, key: str) -> Principal:
     """The field station a device key belongs to; revoked or unknown keys are refused."""
     # Three columns with Core: this runs for every station request.
     row = (
-        session.connection()
-        .execute(_DEVICE_KEY_LOOKUP, {"key_hash": hash_device_key(key)})
-        .first()
+        session.connection().execute(_DEVICE_KEY_LOOKUP, {"key_hash": hash_device_key(key)}).first()
     )
     if row is None:
         raise AuthenticationError("unknown device key")
@@ -491,7 +489,7 @@ def create_seizure(*, session: Session, actor: Principal, seizure_in: SeizureCre
     seizure.shared_with = partners  # type: ignore[assignment]  # stored as strings (JSON)
     _insert_new(session, seizure, actor)
     if seizure.shared_with:  # a new record has no share rows yet: nothing to rebuild
-        _sync_seizure_shares(session, seizure)
+        sync_shares(session, entity_type="seizure", row=seizure)
     queue_correlation(session, seizure.id)
     return seizure
 
@@ -511,14 +509,19 @@ def validated_partners(
     return stored
 
 
-def _sync_seizure_shares(session: Session, seizure: Seizure) -> None:
-    sync_shares(
-        session,
-        entity_type="seizure",
-        record_id=seizure.id,
-        level=seizure.sharing,
-        partners=[str(p) for p in seizure.shared_with],
-    )
+def sharing_changes(session: Session, actor: Principal, row: Any, changes: dict[str, Any]) -> bool:
+    """Validate a change of ``sharing``/``shared_with`` of ``row`` in ``changes`` (in place).
+
+    Returns whether sharing changes, so the caller rebuilds the share index after writing.
+    """
+    if "sharing" not in changes and "shared_with" not in changes:
+        return False
+    level = SharingLevel(changes.get("sharing", row.sharing))
+    # Without new partners, a level other than partners drops the named ones.
+    kept = row.shared_with if level == SharingLevel.PARTNERS else []
+    partners = changes.get("shared_with", kept)
+    changes["shared_with"] = validated_partners(session, actor, level, partners)
+    return True
 
 
 def get_seizure(*, session: Session, actor: Principal, seizure_id: uuid.UUID) -> Seizure:
@@ -662,16 +665,9 @@ def update_seizure(
         column = Seizure.__table__.c[key]  # type: ignore[attr-defined]
         if not column.nullable:
             raise InvalidInputError(key, "cannot be cleared")
-    if "sharing" in changes or "shared_with" in changes:
-        level = SharingLevel(changes.get("sharing", seizure.sharing))
-        if "shared_with" in changes:
-            partners = changes["shared_with"]
-        else:  # a level other than partners drops the named partners
-            partners = seizure.shared_with if level == SharingLevel.PARTNERS else []
-        changes["shared_with"] = validated_partners(session, actor, level, partners)
-    changed = apply_changes(session, seizure, changes, actor, seizure_in.reason)
-    if changed and ("sharing" in changes or "shared_with" in changes):
-        _sync_seizure_shares(session, seizure)
+    sharing = sharing_changes(session, actor, seizure, changes)
+    if apply_changes(session, seizure, changes, actor, seizure_in.reason) and sharing:
+        sync_shares(session, entity_type="seizure", row=seizure)
     queue_correlation(session, seizure.id)
     return seizure
 

@@ -80,16 +80,23 @@ def partner_ids(level: SharingLevel, partners: Iterable[uuid.UUID | str]) -> lis
 
 
 def sync_shares(
-    session: Session, *, entity_type: str, record_id: uuid.UUID, level: str, partners: list[str]
+    session: Session, *, entity_type: str, row: Any, partners: list[str] | None = None
 ) -> None:
-    """Rebuild the share index of one record from its stored level and partners."""
+    """Rebuild the share index of one record (with ``id``, ``sharing``, ``shared_with``).
+
+    ``partners`` replaces the record's own ``shared_with`` (an import indexes only the
+    partners that exist on this instance).
+    """
+    record_id = row.id
+    if partners is None:
+        partners = [str(p) for p in row.shared_with or []]
     session.execute(
         delete(RecordShare).where(
             col(RecordShare.entity_type) == entity_type,
             col(RecordShare.record_id) == record_id,
         )
     )
-    if level == SharingLevel.PARTNERS and partners:
+    if row.sharing == SharingLevel.PARTNERS and partners:
         session.execute(
             insert(RecordShare),
             [

@@ -58,6 +58,7 @@ from service.crud import (
     apply_changes,
     check_version,
     like_pattern,
+    sharing_changes,
     store_blob,
     validated_partners,
 )
@@ -218,7 +219,7 @@ def create_case(*, session: Session, actor: Principal, case_in: CaseCreate) -> C
     _unique_reference(session, actor.scope, case.reference, None)
     case.shared_with = validated_partners(session, actor, case_in.sharing, case_in.shared_with)  # type: ignore[assignment]
     add_record(session, case, actor)
-    _sync(session, case)
+    sync_shares(session, entity_type=CASE_ENTITY, row=case)
     return case
 
 
@@ -240,16 +241,6 @@ def _unique_reference(
         query = query.where(col(Case.id) != case_id)
     if session.scalars(query).first() is not None:
         raise ConflictError(f"the agency already has a case with reference {reference!r}")
-
-
-def _sync(session: Session, case: Case) -> None:
-    sync_shares(
-        session,
-        entity_type=CASE_ENTITY,
-        record_id=case.id,
-        level=case.sharing,
-        partners=[str(p) for p in case.shared_with],
-    )
 
 
 def get_case(*, session: Session, actor: Principal, case_id: uuid.UUID) -> Case:
@@ -314,23 +305,13 @@ def update_case(
             "lead_investigator_id",
             LEADERS,
         )
-    if "sharing" in changes or "shared_with" in changes:
-        from service.sharing import SharingLevel
-
-        level = SharingLevel(changes.get("sharing", case.sharing))
-        if "shared_with" in changes:
-            partners = changes["shared_with"]
-        else:  # a level other than partners drops the named partners
-            partners = case.shared_with if level == SharingLevel.PARTNERS else []
-        changes["shared_with"] = validated_partners(session, actor, level, partners)
+    sharing = sharing_changes(session, actor, case, changes)
     if "status" in changes:
         changes["status"] = CaseStatus(changes["status"]).value
     if "sharing" in changes:
         changes["sharing"] = str(changes["sharing"])
-    if apply_changes(session, case, changes, actor, case_in.reason) and (
-        "sharing" in changes or "shared_with" in changes
-    ):
-        _sync(session, case)
+    if apply_changes(session, case, changes, actor, case_in.reason) and sharing:
+        sync_shares(session, entity_type=CASE_ENTITY, row=case)
     return case
 
 

@@ -258,13 +258,7 @@ def _sync_shares(session: Session, seizure: Seizure) -> None:
     known = [
         p for p in (str(x) for x in seizure.shared_with or []) if session.get(Agency, uuid.UUID(p))
     ]
-    sync_shares(
-        session,
-        entity_type="seizure",
-        record_id=seizure.id,
-        level=str(seizure.sharing),
-        partners=known,
-    )
+    sync_shares(session, entity_type="seizure", row=seizure, partners=known)
 
 
 def _last_remote_version(session: Session, entity_type: str, entity_id: uuid.UUID) -> int | None:
