@@ -80,6 +80,15 @@ def test_bad_options_and_unreachable_database(tmp_path: Path) -> None:
         timeout=60,
     )
     assert r.returncode == 2 and "port" in r.stderr.lower()
+    for workers in ("0", "65", "two"):
+        r = subprocess.run(
+            [sys.executable, "-c", _ENTRY, "serve", "--workers", workers],
+            env=_env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert r.returncode == 2 and "workers" in r.stderr.lower(), (workers, r.stderr)
     env = _env(DATABASE_URL="postgresql+psycopg://u:hunter2@127.0.0.1:1/x?connect_timeout=2")
     r = subprocess.run(
         [sys.executable, "-c", _ENTRY, "serve", "--data-dir", str(tmp_path)],
