@@ -19,7 +19,7 @@ from service.errors import ServiceError
 from service.linking import crud
 from service.linking.models import AlertPublic, LinkReason, ReasonKind
 from service.web.labels import N_
-from service.web.pages import PREFIX, error_page, render_page, signed_in
+from service.web.pages import PREFIX, error_page, flash_message, render_page, signed_in
 from service.web.render import render
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
@@ -56,7 +56,7 @@ def reason_value(reason: LinkReason) -> str:
 
 @router.get("/alerts", response_class=HTMLResponse)
 def alerts_page(
-    request: Request, session: SessionDep, state: StateDep, unread: bool = False, done: str = ""
+    request: Request, session: SessionDep, state: StateDep, unread: bool = False
 ) -> Response:
     ctx = signed_in(request, session, state)
     try:
@@ -67,7 +67,6 @@ def alerts_page(
         {"alert": a, "reasons": [(r.kind.value, reason_value(r)) for r in a.reasons]}
         for a in page.data
     ]
-    flash = ctx._(FLASH[done]) if done in FLASH else None
     return render_page(
         ctx,
         "alerts.html",
@@ -76,7 +75,7 @@ def alerts_page(
         only_unread=unread,
         more=page.has_more,
         kinds={k: ctx._(v) for k, v in REASON_KIND.items()},
-        flash=flash,
+        flash=flash_message(ctx, FLASH),
     )
 
 

@@ -44,7 +44,15 @@ from service.principal import ADMINS
 from service.web.errortext import Gettext, field_label
 from service.web.i18n import Formatter, translations
 from service.web.labels import N_
-from service.web.pages import PREFIX, Ctx, error_page, parse_date, render_page, signed_in
+from service.web.pages import (
+    PREFIX,
+    Ctx,
+    error_page,
+    flash_message,
+    parse_date,
+    render_page,
+    signed_in,
+)
 from service.web.render import language_of, render
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
@@ -264,9 +272,7 @@ def _labels(ctx: Ctx, table: dict[str, str]) -> dict[str, str]:
 
 
 @router.get("/exchange", response_class=HTMLResponse)
-def exchange_page(
-    request: Request, session: SessionDep, state: StateDep, done: str = ""
-) -> HTMLResponse:
+def exchange_page(request: Request, session: SessionDep, state: StateDep) -> HTMLResponse:
     ctx = signed_in(request, session, state)
     try:
         keys = partners.agency_keys(
@@ -313,7 +319,7 @@ def exchange_page(
         can_import=ctx.can(importer.IMPORTERS),
         max_mib=state.settings.exchange_max_package_bytes // (1024 * 1024),
         import_path=IMPORT_PATH,
-        flash=ctx._(FLASH[done]) if done in FLASH else None,
+        flash=flash_message(ctx, FLASH),
     )
 
 

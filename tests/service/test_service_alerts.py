@@ -265,4 +265,6 @@ def test_web_alerts_page_badge_and_mark_read(
     )
     assert done.status_code == 303
     assert api.get(f"/alerts/{alert['id']}").json()["read_at"] is not None
+    confirmed = app_client.get(done.headers["location"])  # the page says it was done
+    assert '<p class="flash" role="status">' in confirmed.text
     app_client.cookies.clear()
