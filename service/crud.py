@@ -755,9 +755,10 @@ def _main_substance(identification: dict[str, Any]) -> str | None:
 
 def spectrum_bytes(spectrum: RawSpectrum) -> tuple[bytes, bytes, str]:
     """float64 little-endian bytes of axis and intensities and their joint SHA-256."""
-    axis = np.asarray(spectrum.axis, dtype="<f8").tobytes()
-    values = np.asarray(spectrum.intensities, dtype="<f8").tobytes()
-    return axis, values, hashlib.sha256(axis + values).hexdigest()
+    axis, values = spectrum.f64le()
+    digest = hashlib.sha256(axis)
+    digest.update(values)
+    return axis, values, digest.hexdigest()
 
 
 def decode_spectrum(test: FieldTest) -> RawSpectrum:

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
-from pydantic import field_validator, model_validator
+from pydantic import PrivateAttr, field_validator, model_validator
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -503,6 +503,7 @@ class RawSpectrum(SQLModel):
     kind: SpectrumKindName = SpectrumKindName.RAMAN
     axis: list[float] = Field(max_length=MAX_SPECTRUM_POINTS)
     intensities: list[float] = Field(max_length=MAX_SPECTRUM_POINTS)
+    _f64le: tuple[bytes, bytes] | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _valid(self) -> RawSpectrum:
@@ -510,17 +511,28 @@ class RawSpectrum(SQLModel):
             raise ValueError(
                 f"axis has {len(self.axis)} points but intensities have {len(self.intensities)}"
             )
-        for what, values in (("axis", self.axis), ("intensities", self.intensities)):
-            finite = np.isfinite(np.asarray(values, dtype=np.float64))
+        # Converted once: the checks and the stored bytes (f64le) all use these arrays.
+        axis = np.asarray(self.axis, dtype="<f8")
+        intensities = np.asarray(self.intensities, dtype="<f8")
+        for what, values in (("axis", axis), ("intensities", intensities)):
+            finite = np.isfinite(values)
             if not finite.all():
                 bad = int(np.flatnonzero(~finite)[0])
                 raise ValueError(f"{what}[{bad}] is not a finite number (NaN or infinity)")
         from spectra import Spectrum  # the shared rules: enough points, distinct axis values
 
-        axis = np.asarray(self.axis, dtype=np.float64)
-        intensities = np.asarray(self.intensities, dtype=np.float64)
         Spectrum(axis=axis, intensities=intensities)  # raises a ValueError subclass
+        self._f64le = (axis.tobytes(), intensities.tobytes())
         return self
+
+    def f64le(self) -> tuple[bytes, bytes]:
+        """Axis and intensities as float64 little-endian bytes, in the order given."""
+        if self._f64le is None:  # built without validation (model_construct)
+            self._f64le = (
+                np.asarray(self.axis, dtype="<f8").tobytes(),
+                np.asarray(self.intensities, dtype="<f8").tobytes(),
+            )
+        return self._f64le
 
 
 class FieldTestBase(SQLModel):

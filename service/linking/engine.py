@@ -681,22 +681,84 @@ def _lookup_sql(
 def _lookup(
     session: Session, seizure: Any, wanted: Sequence[_Wanted]
 ) -> dict[int, list[tuple[uuid.UUID, datetime]]]:
-    """Answers to every index question, in as few statements as SQLite allows.
+    """Answers to every index question: ``{question index: [(seizure id, at), ...]}``.
 
-    Each part is an index range scan with its own limit (PostgreSQL: ``(audience_id,
+    Each range is an index range scan with its own limit (PostgreSQL: ``(audience_id,
     key, at)``, or ``(key, at)`` for a seizure shared with all), so a key shared by
     millions of seizures costs no more than ``cap`` rows.
     """
     found: dict[int, list[tuple[uuid.UUID, datetime]]] = {}
-    for statement in _statements(seizure, wanted):
+    if not wanted:
+        return found
+    for statement in _statements(seizure, wanted, session.get_bind().dialect.name):
         for seizure_id, at, q in session.execute(statement):
             found.setdefault(int(q), []).append((seizure_id, _as_utc(at)))
     return found
 
 
-def _statements(seizure: Any, wanted: Sequence[_Wanted]) -> list[TextualSelect]:
-    """The lookup statements for ``wanted``: as few as SQLite's limit on compound
-    SELECTs allows (columns ``seizure_id``, ``at`` and ``q``, the question's index)."""
+#: PostgreSQL: every question in one statement of fixed text (prepared once, whatever the
+#: number of questions), the questions as arrays, one lateral pair of limited index range
+#: scans per question (and audience): before the date, newest first (the only range of a
+#: question without a window), and after it, oldest first. Ranges and order are written on
+#: the whole index tuple (row comparisons), so the planner, which cannot see how common a
+#: key is, has one index that fits: it never filters a whole key's rows by audience.
+_PG_LOOKUP = """
+SELECT t.seizure_id, t.at, q.i - 1 AS q
+FROM unnest(CAST(:keys AS varchar[]), CAST(:caps AS integer[]),
+            CAST(:los AS timestamptz[]), CAST(:tops AS timestamptz[]),
+            CAST(:his AS timestamptz[]))
+     WITH ORDINALITY AS q(key, cap, lo, top, hi, i)
+{scopes}CROSS JOIN LATERAL (
+    (SELECT seizure_id, at FROM link_key
+     WHERE ({columns}) >= ({values}, COALESCE(q.lo, '-infinity'))
+       AND ({columns}) <= ({values}, COALESCE(q.top, 'infinity')) AND seizure_id <> :me
+     ORDER BY {descending} LIMIT q.cap)
+    UNION ALL
+    (SELECT seizure_id, at FROM link_key
+     WHERE q.hi IS NOT NULL AND ({columns}) > ({values}, q.top)
+       AND ({columns}) <= ({values}, q.hi) AND seizure_id <> :me
+     ORDER BY {columns} LIMIT q.cap)
+) AS t
+"""
+_PG_SCOPED = _PG_LOOKUP.format(  # index (audience_id, key, at)
+    scopes="CROSS JOIN unnest(CAST(:scopes AS uuid[])) AS s(audience)\n",
+    columns="audience_id, key, at",
+    descending="audience_id DESC, key DESC, at DESC",
+    values="s.audience, q.key",
+)
+_PG_EVERY_KEY = _PG_LOOKUP.format(  # index (key, at)
+    scopes="", columns="key, at", descending="key DESC, at DESC", values="q.key"
+)
+
+
+def _pg_statement(seizure: Any, wanted: Sequence[_Wanted]) -> TextualSelect:
+    at = seizure.seized_at
+    windows = [w.window for w in wanted]
+    scopes = _scopes(seizure)
+    params: dict[str, Any] = {
+        "me": seizure.id,
+        "keys": [w.key for w in wanted],
+        "caps": [int(w.cap) for w in wanted],
+        "los": [None if w is None else at - w for w in windows],
+        "tops": [None if w is None else at for w in windows],
+        "his": [None if w is None else at + w for w in windows],
+    }
+    text = _PG_EVERY_KEY
+    if scopes != [None]:
+        text, params["scopes"] = _PG_SCOPED, scopes
+    return (
+        sql_text(text)
+        .bindparams(**params)
+        .columns(seizure_id=Uuid(), at=UtcDateTime(), q=Integer())
+    )
+
+
+def _statements(seizure: Any, wanted: Sequence[_Wanted], dialect: str) -> list[TextualSelect]:
+    """The lookup statements for ``wanted`` (columns ``seizure_id``, ``at`` and ``q``, the
+    question's index): one on PostgreSQL, else as few as SQLite's limit on compound
+    SELECTs allows."""
+    if dialect == "postgresql":
+        return [_pg_statement(seizure, wanted)]
     per_question = len(_scopes(seizure)) * 2
     step = max(1, _LOOKUP_CHUNK // per_question)
     statements = []
@@ -730,9 +792,13 @@ def explain_lookups(
     if postgres:
         prefix = "EXPLAIN (ANALYZE, BUFFERS) " if analyze else "EXPLAIN "
     plans = []
-    for statement in _statements(seizure, wanted):
-        sql = statement.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True})
-        rows = conn.exec_driver_sql(prefix + str(sql)).all()
+    for statement in _statements(seizure, wanted, conn.dialect.name):
+        if postgres:  # arrays have no literal form: sent as parameters
+            compiled = statement.compile(dialect=conn.dialect)
+            rows = conn.exec_driver_sql(prefix + str(compiled), compiled.params).all()
+        else:
+            sql = statement.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True})
+            rows = conn.exec_driver_sql(prefix + str(sql)).all()
         plans.append("\n".join(str(row[0] if postgres else row[-1]) for row in rows))
     return plans
 

@@ -26,9 +26,10 @@ import logging
 import threading
 import uuid
 import weakref
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, Engine, event, func, literal_column, select, update
+from sqlalchemy import Connection, Engine, bindparam, event, func, literal_column, select, update
 from sqlalchemy import text as sql_text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
@@ -75,9 +76,21 @@ def enqueue_correlation(session: Session, seizure_id: uuid.UUID) -> None:
     queued: set[uuid.UUID] = session.info.setdefault(_QUEUED, set())
     if seizure_id in queued:
         return
-    dialect = session.get_bind().dialect.name
-    values = {"seizure_id": seizure_id, "enqueued_at": utcnow(), "attempts": 0}
+    statement = _enqueue_statement(session.get_bind().dialect.name)
+    session.execute(statement, {"seizure_id": seizure_id, "enqueued_at": utcnow()})
+    queued.add(seizure_id)
+    session.info[_FLAG] = True
+
+
+@cache
+def _enqueue_statement(dialect: str) -> Any:
+    """The queueing upsert, built once per dialect (it runs on every write)."""
     table = LinkQueue.__table__  # type: ignore[attr-defined]
+    values = {
+        "seizure_id": bindparam("seizure_id", type_=table.c.seizure_id.type),
+        "enqueued_at": bindparam("enqueued_at", type_=table.c.enqueued_at.type),
+        "attempts": 0,
+    }
     if dialect == "postgresql":
         stmt: Any = postgresql.insert(table).values(**values)
         # Strictly later than the version a busy worker read, even within a microsecond.
@@ -88,13 +101,10 @@ def enqueue_correlation(session: Session, seizure_id: uuid.UUID) -> None:
     else:  # SQLite: one writer at a time, never during a worker's transaction
         stmt = sqlite.insert(table).values(**values)
         touched = stmt.excluded.enqueued_at
-    stmt = stmt.on_conflict_do_update(
+    return stmt.on_conflict_do_update(
         index_elements=["seizure_id"],
         set_={"enqueued_at": touched, "attempts": 0, "last_error": None},
     )
-    session.execute(stmt)
-    queued.add(seizure_id)
-    session.info[_FLAG] = True
 
 
 def pending(session: Session) -> int:

@@ -271,9 +271,11 @@ def test_a_field_test_looks_up_only_its_new_keys(engine: Engine, world: World) -
         asked: list[str] = []
 
         def spy(_conn: Any, _cursor: Any, statement: str, params: Any, *_a: Any) -> None:
-            if "FROM link_key WHERE key =" in statement:
+            if "FROM link_key" in statement and "seizure_id <>" in statement:  # a lookup
                 values = params.values() if isinstance(params, dict) else params
-                asked.extend(str(v) for v in values if isinstance(v, str))
+                for value in values:  # PostgreSQL asks with arrays, SQLite with one bind each
+                    found = value if isinstance(value, list) else [value]
+                    asked.extend(str(v) for v in found if isinstance(v, str))
 
         event.listen(engine, "before_cursor_execute", spy)
         try:
