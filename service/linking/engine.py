@@ -26,7 +26,18 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, Integer, String, Uuid, bindparam, delete, insert, or_, select
+from sqlalchemy import (
+    Connection,
+    Integer,
+    String,
+    Uuid,
+    bindparam,
+    delete,
+    insert,
+    literal,
+    or_,
+    select,
+)
 from sqlalchemy import text as sql_text
 from sqlalchemy.sql.elements import BindParameter
 from sqlalchemy.sql.selectable import TextualSelect
@@ -500,6 +511,12 @@ def _fingerprints(
     stale = [test_id for test_id in stored if test_id not in current]
     fresh: list[dict[str, Any]] = []
     found = _Prints(changed=bool(stale))
+    found.stored_bands = {
+        (spectral.band_key(row.kind, i, int(bits, 16)), row.kind)
+        for row in stored.values()
+        if row.bands
+        for i, bits in enumerate(row.bands.split(","))
+    }
 
     def reusable(test_id: uuid.UUID, kind: str, digest: str) -> bool:
         row = stored.get(test_id)
@@ -569,6 +586,9 @@ class _Prints:
     new: set[uuid.UUID] = field(default_factory=set)
     #: Whether any stored fingerprint was added, replaced or removed.
     changed: bool = False
+    #: The band keys of the fingerprints as stored before (``(key, spectrum kind)``): the
+    #: seizure's indexed band keys, known without reading its many band index rows.
+    stored_bands: set[tuple[str, str]] = field(default_factory=set)
 
     def banded(self, only_new: bool = False) -> list[tuple[SpectrumRef, list[str]]]:
         """Each spectrum with its band keys (``only_new``: those computed now)."""
@@ -1095,6 +1115,8 @@ def correlate_seizure(
     keys, prints = _collect_keys(session, seizure, relations)
     refs = prints.refs
     audience = audiences(seizure)
+    # The band index rows (a dozen per spectrum) are not read: the stored fingerprints
+    # name them, and they are written with the other rows, in the same frame.
     stored = session.execute(
         select(
             col(LinkKey.kind),
@@ -1102,9 +1124,16 @@ def correlate_seizure(
             col(LinkKey.detail),
             col(LinkKey.at),
             col(LinkKey.audience_id),
-        ).where(col(LinkKey.seizure_id) == seizure.id)
+        ).where(col(LinkKey.seizure_id) == seizure.id, col(LinkKey.kind) != _SPECTRUM_BAND)
     ).all()
-    old = {(row.kind, row.key, row.detail or "") for row in stored}
+    if not stored and prints.stored_bands:  # only band rows: their frame, one row each
+        stored = session.execute(
+            select(literal("").label("key"), col(LinkKey.at), col(LinkKey.audience_id))
+            .where(col(LinkKey.seizure_id) == seizure.id)
+            .distinct()
+        ).all()
+    old = {(row.kind, row.key, row.detail or "") for row in stored if row.key}
+    old |= {(_SPECTRUM_BAND, key, kind) for key, kind in prints.stored_bands}
     new = {(k.kind, k.key, k.detail or "") for k in keys}
     # Incremental when who reads the keys and the date are as stored (each key and each
     # spectrum finds its candidates on its own, see _candidates): only keys and spectra
@@ -1143,22 +1172,7 @@ def correlate_seizure(
     looked_up = [*asked, *(Key(_SPECTRUM_BAND, b, "") for _, bands in banded for b in bands)]
     _lock_keys(session, _keys_touched(looked_up, relations))
     if written:
-        session.execute(
-            insert(LinkKey),
-            [
-                {
-                    "seizure_id": seizure.id,
-                    "agency_id": seizure.agency_id,
-                    "audience_id": reader,
-                    "kind": k.kind,
-                    "key": k.key,
-                    "at": seizure.seized_at,
-                    "detail": k.detail,
-                }
-                for k in written
-                for reader in audience
-            ],
-        )
+        _index(session, seizure, written, audience)
     candidates, info = _candidates(session, seizure, asked, relations, banded)
     result = CorrelationResult(seizure_id=seizure.id, keys=len(keys), candidates=len(candidates))
     existing: dict[tuple[uuid.UUID, uuid.UUID], SeizureLink] = {
@@ -1243,6 +1257,56 @@ def correlate_seizure(
     _insert_audited(session, alerts, "alert")
     result.alerts = len(alerts)
     return result
+
+
+#: PostgreSQL: a seizure's new index rows in one statement, whatever their number (a sync
+#: batch brings a dozen band keys per spectrum), rather than one executed row each.
+_PG_INDEX = sql_text(
+    "INSERT INTO link_key (seizure_id, agency_id, audience_id, kind, key, at, detail) "
+    "SELECT :seizure_id, :agency_id, a, k, key, :at, d FROM unnest("
+    "CAST(:audiences AS uuid[]), CAST(:kinds AS varchar[]), CAST(:keys AS varchar[]), "
+    "CAST(:details AS text[])) AS t(a, k, key, d)"
+).bindparams(
+    bindparam("seizure_id", type_=Uuid()),
+    bindparam("agency_id", type_=Uuid()),
+    bindparam("at", type_=UtcDateTime()),
+)
+
+
+def _index(
+    session: Session, seizure: Any, keys: Sequence[Key], audience: Sequence[uuid.UUID]
+) -> None:
+    """Write the index rows of ``keys``, one per key and audience."""
+    rows = [(reader, k) for k in keys for reader in audience]
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(
+            _PG_INDEX,
+            {
+                "seizure_id": seizure.id,
+                "agency_id": seizure.agency_id,
+                "at": seizure.seized_at,
+                "audiences": [reader for reader, _ in rows],
+                "kinds": [k.kind for _, k in rows],
+                "keys": [k.key for _, k in rows],
+                "details": [k.detail for _, k in rows],
+            },
+        )
+        return
+    session.execute(
+        insert(LinkKey),
+        [
+            {
+                "seizure_id": seizure.id,
+                "agency_id": seizure.agency_id,
+                "audience_id": reader,
+                "kind": k.kind,
+                "key": k.key,
+                "at": seizure.seized_at,
+                "detail": k.detail,
+            }
+            for reader, k in rows
+        ],
+    )
 
 
 def _insert_audited(session: Session, rows: Sequence[SeizureLink | LinkAlert], action: str) -> None:
