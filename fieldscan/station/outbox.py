@@ -76,13 +76,20 @@ class OutboxRecord:
     uuid: str
     kind: str
     parent_uuid: str | None
-    payload: dict[str, Any]
+    #: The body as stored (JSON text): sent as it is, parsed only when read.
+    payload_json: str
     status: RecordStatus
     attempts: int
     last_error: str | None
     server_ref: str | None
     created_at: str
     updated_at: str
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        """The body, parsed (a new dict each time)."""
+        body: dict[str, Any] = json.loads(self.payload_json)
+        return body
 
 
 def _now() -> str:
@@ -95,7 +102,7 @@ def _row(row: sqlite3.Row) -> OutboxRecord:
         uuid=row["uuid"],
         kind=row["kind"],
         parent_uuid=row["parent_uuid"],
-        payload=json.loads(row["payload"]),
+        payload_json=row["payload"],
         status=RecordStatus(row["status"]),
         attempts=row["attempts"],
         last_error=row["last_error"],

@@ -224,7 +224,8 @@ class SyncClient:
             data = base64.b64decode(body["content_b64"])
             files = {"file": (body["filename"], data, body["media_type"])}
             return self._http.post(path, headers=headers, files=files, data={"id": record.uuid})
-        return self._http.post(path, headers=headers, json=record.payload)
+        headers["Content-Type"] = "application/json"
+        return self._http.post(path, headers=headers, content=record.payload_json.encode())
 
     def _note_clock(self, response: httpx.Response, report: SyncReport) -> None:
         date = response.headers.get("date")
@@ -342,7 +343,8 @@ class SyncClient:
         TransientSyncError
             On a network error, timeout, or a transient status (the records stay pending).
         """
-        operations, sendable = [], []
+        operations: list[str] = []
+        sendable: list[OutboxRecord] = []
         for record in records:
             parent_ref = self._parent_ref(record)
             if record.kind != SEIZURE and parent_ref is None:
@@ -352,20 +354,16 @@ class SyncClient:
                     report.refused += 1
                     report.refused_reasons[record.uuid] = reason
                 continue
-            operations.append(
-                {
-                    "kind": record.kind,
-                    "key": record.uuid,
-                    "parent_id": parent_ref,
-                    "body": record.payload,
-                }
-            )
+            # The stored body goes in as it is: no parsing and encoding of spectra again.
+            head = json.dumps({"kind": record.kind, "key": record.uuid, "parent_id": parent_ref})
+            operations.append(f'{head[:-1]},"body":{record.payload_json}}}')
             sendable.append(record)
         if not sendable:
             return
-        headers = {"X-Device-Time": self.clock().isoformat()}
+        headers = {"X-Device-Time": self.clock().isoformat(), "Content-Type": "application/json"}
+        body = '{"operations":[' + ",".join(operations) + "]}"
         try:
-            response = self._http.post(BATCH_PATH, headers=headers, json={"operations": operations})
+            response = self._http.post(BATCH_PATH, headers=headers, content=body.encode())
         except httpx.HTTPError as exc:
             message = f"{type(exc).__name__}: {exc or 'no answer'}"
             self._all_failed(sendable, message)
@@ -512,7 +510,7 @@ def _chunks(records: list[OutboxRecord]) -> list[list[OutboxRecord]]:
     size = 0
     for record in records:
         # Spectra dominate: about 20 bytes per number as JSON.
-        n = len(json.dumps(record.payload, separators=(",", ":")))
+        n = len(record.payload_json)
         if current and (len(current) >= MAX_BATCH_RECORDS or size + n > MAX_BATCH_BYTES):
             out.append(current)
             current, size = [], 0

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Generator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 from argon2 import PasswordHasher
 from fastapi import Depends, Header, HTTPException, Request, status
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
 from sqlalchemy import Engine
 from sqlmodel import Session
@@ -44,21 +45,33 @@ class AppState:
     signer: CheckpointSigner
 
 
-def get_state(request: Request) -> AppState:
+# The cheap dependencies are coroutines: FastAPI runs a plain function in its thread pool,
+# and each hop there costs more than the work. Database work stays in the thread pool.
+
+
+async def get_state(request: Request) -> AppState:
     return request.app.state.fieldscan  # type: ignore[no-any-return]
 
 
 StateDep = Annotated[AppState, Depends(get_state)]
 
 
-def get_db(state: StateDep) -> Generator[Session, None, None]:
-    # Leaving without commit rolls back: an error never leaves half a write behind.
-    with Session(state.engine, expire_on_commit=False) as session:
-        audit.bind(
-            session,
-            AuditSettings(signer=state.signer, checkpoint_every=state.settings.checkpoint_every),
-        )
+async def get_db(state: StateDep) -> AsyncGenerator[Session, None]:
+    # Opening a session does no I/O; the endpoint uses it in its worker thread.
+    session = Session(state.engine, expire_on_commit=False)
+    audit.bind(
+        session,
+        AuditSettings(signer=state.signer, checkpoint_every=state.settings.checkpoint_every),
+    )
+    try:
         yield session
+    finally:
+        # Leaving without commit rolls back (a round trip, so in the thread pool): an error
+        # never leaves half a write behind. After a commit there is nothing to send.
+        if session.in_transaction():
+            await run_in_threadpool(session.close)
+        else:
+            session.close()
 
 
 SessionDep = Annotated[Session, Depends(get_db)]
@@ -87,7 +100,7 @@ def get_current_user(session: SessionDep, state: StateDep, token: TokenDep) -> U
     return user
 
 
-def get_principal(
+async def get_principal(
     session: SessionDep, state: StateDep, token: TokenDep, device_key: DeviceKeyDep
 ) -> Principal:
     """A device key (field stations) or a bearer token (people)."""
@@ -99,20 +112,23 @@ def get_principal(
             return cached
         generation = authcache.device_keys.generation()
         try:
-            principal = crud.principal_for_device_key(session=session, key=device_key)
+            principal = await run_in_threadpool(
+                crud.principal_for_device_key, session=session, key=device_key
+            )
         except AuthenticationError as exc:
             raise _unauthorized(str(exc)) from None
         # Valid keys only, briefly: see service.core.authcache for the revocation bound.
         authcache.device_keys.put(cache_key, principal, generation=generation)
         return principal
-    return crud.principal_for_user(get_current_user(session, state, token))
+    user = await run_in_threadpool(get_current_user, session, state, token)
+    return crud.principal_for_user(user)
 
 
 CurrentUser = Annotated[User, Depends(get_current_user)]
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
 
 
-def get_user_principal(user: CurrentUser) -> Principal:
+async def get_user_principal(user: CurrentUser) -> Principal:
     return crud.principal_for_user(user)
 
 

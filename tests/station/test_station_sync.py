@@ -338,7 +338,8 @@ def test_a_batch_too_large_for_the_service_is_halved_until_the_culprit_is_alone(
     original = server.__call__
 
     def limited(request: httpx.Request) -> httpx.Response:
-        if request.url.path == "/api/v1/sync/batch" and b'"big":true' in request.content:
+        batch = json.loads(request.content) if request.url.path == "/api/v1/sync/batch" else {}
+        if any(op["body"].get("big") for op in batch.get("operations", [])):
             server.http.append(request)
             return httpx.Response(413, json={"detail": "request body larger than 8388608 bytes"})
         return original(request)
