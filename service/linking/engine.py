@@ -851,19 +851,7 @@ def _verified_spectra(
     ids = sorted({sid for _, proposed in proposals for sid in proposed})
     if not ids:
         return set()
-    theirs: dict[uuid.UUID, list[SpectrumRef]] = {}
-    rows = session.execute(
-        select(
-            col(LinkSpectrum.seizure_id),
-            col(LinkSpectrum.field_test_id),
-            col(LinkSpectrum.kind),
-            col(LinkSpectrum.vector),
-        ).where(col(LinkSpectrum.seizure_id).in_(list(ids)), col(LinkSpectrum.vector).is_not(None))
-    )
-    for seizure_id, test_id, kind, vector in rows:
-        theirs.setdefault(seizure_id, []).append(
-            SpectrumRef(field_test_id=test_id, kind=kind, vector=spectral.unpack(vector))
-        )
+    theirs = _stored_spectra(session, ids)
     return {
         sid
         for mine, proposed in proposals
@@ -1051,7 +1039,6 @@ def _their_keys(
     """
     wanted_keys = sorted(relevant)
     keys: dict[uuid.UUID, tuple[datetime, dict[str, Key]]] = {}
-    spectra: dict[uuid.UUID, list[SpectrumRef]] = {}
     wanted = sorted(others)
     for start in range(0, len(wanted), 500):
         chunk = wanted[start : start + 500]
@@ -1067,21 +1054,55 @@ def _their_keys(
         for seizure_id, at, kind, key, detail in rows:
             entry = keys.setdefault(seizure_id, (_as_utc(at), {}))
             entry[1].setdefault(key, Key(kind, key, detail or ""))
-        vectors = session.execute(
+    return {s: (at, list(k.values())) for s, (at, k) in keys.items()}, _stored_spectra(
+        session, others
+    )
+
+
+#: PostgreSQL: each seizure's stored vectors of one kind as one value, in field test order
+#: (linked seizures may hold hundreds of spectra: a row each costs more than the data).
+_PG_SPECTRA = sql_text(
+    "SELECT seizure_id, kind, array_agg(field_test_id ORDER BY field_test_id), "
+    "string_agg(vector, ''::bytea ORDER BY field_test_id) FROM link_spectrum "
+    "WHERE seizure_id = ANY(CAST(:ids AS uuid[])) AND vector IS NOT NULL "
+    "GROUP BY seizure_id, kind"
+)
+
+
+def _stored_spectra(
+    session: Session, ids: Iterable[uuid.UUID]
+) -> dict[uuid.UUID, list[SpectrumRef]]:
+    """The stored comparable spectra of seizures ``ids``, each seizure's in field test order."""
+    found: dict[uuid.UUID, list[SpectrumRef]] = {}
+    wanted = sorted(set(ids))
+    postgres = session.get_bind().dialect.name == "postgresql"
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start : start + 500]
+        if postgres:
+            for seizure_id, kind, tests, packed in session.connection().execute(
+                _PG_SPECTRA, {"ids": chunk}
+            ):
+                vectors = spectral.unpack_many(packed)
+                found.setdefault(seizure_id, []).extend(
+                    SpectrumRef(field_test_id=t, kind=kind, vector=v)
+                    for t, v in zip(tests, vectors, strict=True)
+                )
+            continue
+        rows = session.execute(
             select(
                 col(LinkSpectrum.seizure_id),
                 col(LinkSpectrum.field_test_id),
                 col(LinkSpectrum.kind),
                 col(LinkSpectrum.vector),
-            )
-            .where(col(LinkSpectrum.seizure_id).in_(chunk), col(LinkSpectrum.vector).is_not(None))
-            .order_by(col(LinkSpectrum.field_test_id))
+            ).where(col(LinkSpectrum.seizure_id).in_(chunk), col(LinkSpectrum.vector).is_not(None))
         )
-        for seizure_id, test_id, kind, vector in vectors:
-            spectra.setdefault(seizure_id, []).append(
+        for seizure_id, test_id, kind, vector in rows:
+            found.setdefault(seizure_id, []).append(
                 SpectrumRef(field_test_id=test_id, kind=kind, vector=spectral.unpack(vector))
             )
-    return {s: (at, list(k.values())) for s, (at, k) in keys.items()}, spectra
+    for refs in found.values():
+        refs.sort(key=lambda ref: ref.field_test_id)
+    return found
 
 
 def correlate_seizure(

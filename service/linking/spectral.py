@@ -152,9 +152,20 @@ def pack(vector: npt.ArrayLike) -> bytes:
 
 def unpack(data: bytes) -> FloatArray:
     """Inverse of :func:`pack` (renormalised, so dot products stay correlations)."""
-    v = np.frombuffer(data, dtype="<f2").astype(np.float64)
-    norm = float(np.linalg.norm(v))
-    return v / norm if norm > 0 else v
+    vector: FloatArray = unpack_many(data)[0]
+    return vector
+
+
+def unpack_many(data: bytes) -> FloatArray:
+    """:func:`unpack` of packed vectors stored one after another: shape ``(n, DIM)``.
+
+    Each row is renormalised (a zero row stays zero); one vector unpacks to exactly the
+    same numbers alone or among others.
+    """
+    rows = np.frombuffer(data, dtype="<f2").astype(np.float64).reshape(-1, DIM)
+    norms = np.sqrt(np.einsum("ij,ij->i", rows, rows))[:, None]
+    np.divide(rows, norms, out=rows, where=norms > 0)
+    return rows
 
 
 def similarity_matrix(a: npt.ArrayLike, b: npt.ArrayLike) -> FloatArray:

@@ -178,3 +178,15 @@ def test_collision_probability_is_monotonic_and_high_at_the_threshold() -> None:
     assert values[-1] == pytest.approx(1.0)
     assert spectral.band_collision_probability(spectral.SIMILARITY_THRESHOLD) > 0.9
     assert spectral.band_collision_probability(0.5) < 0.01
+
+
+def test_vectors_unpack_alike_alone_or_stored_one_after_another() -> None:
+    """The stored vectors of a linked seizure are unpacked together: exactly as one by one."""
+    rng = np.random.default_rng(11)
+    vectors = [rng.normal(size=spectral.DIM) for _ in range(5)] + [np.zeros(spectral.DIM)]
+    packed = [spectral.pack(v / (np.linalg.norm(v) or 1.0)) for v in vectors]
+    together = spectral.unpack_many(b"".join(packed))
+    assert together.shape == (6, spectral.DIM)
+    for row, one in zip(together, packed, strict=True):
+        assert np.array_equal(row, spectral.unpack(one))
+    assert np.allclose(np.linalg.norm(together[:5], axis=1), 1.0) and not together[5].any()
