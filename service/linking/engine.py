@@ -719,9 +719,9 @@ def _lookup(
 #: PostgreSQL: every question in one statement of fixed text (prepared once, whatever the
 #: number of questions), the questions as arrays, one lateral pair of limited index range
 #: scans per question (and audience): before the date, newest first (the only range of a
-#: question without a window), and after it, oldest first. Ranges and order are written on
-#: the whole index tuple (row comparisons), so the planner, which cannot see how common a
-#: key is, has one index that fits: it never filters a whole key's rows by audience.
+#: question without a window), and after it, oldest first. (Bounds written as row
+#: comparisons on the whole index tuple looked safer but are not: PostgreSQL then stops a
+#: backward scan only at the end of the audience, scanning every other key's rows.)
 _PG_LOOKUP = """
 SELECT t.seizure_id, t.at, q.i - 1 AS q
 FROM unnest(CAST(:keys AS varchar[]), CAST(:caps AS integer[]),
@@ -730,25 +730,21 @@ FROM unnest(CAST(:keys AS varchar[]), CAST(:caps AS integer[]),
      WITH ORDINALITY AS q(key, cap, lo, top, hi, i)
 {scopes}CROSS JOIN LATERAL (
     (SELECT seizure_id, at FROM link_key
-     WHERE ({columns}) >= ({values}, COALESCE(q.lo, '-infinity'))
-       AND ({columns}) <= ({values}, COALESCE(q.top, 'infinity')) AND seizure_id <> :me
-     ORDER BY {descending} LIMIT q.cap)
+     WHERE key = q.key{audience} AND seizure_id <> :me
+       AND at <= COALESCE(q.top, 'infinity') AND at >= COALESCE(q.lo, '-infinity')
+     ORDER BY at DESC LIMIT q.cap)
     UNION ALL
     (SELECT seizure_id, at FROM link_key
-     WHERE q.hi IS NOT NULL AND ({columns}) > ({values}, q.top)
-       AND ({columns}) <= ({values}, q.hi) AND seizure_id <> :me
-     ORDER BY {columns} LIMIT q.cap)
+     WHERE q.hi IS NOT NULL AND key = q.key{audience} AND seizure_id <> :me
+       AND at > q.top AND at <= q.hi
+     ORDER BY at LIMIT q.cap)
 ) AS t
 """
 _PG_SCOPED = _PG_LOOKUP.format(  # index (audience_id, key, at)
     scopes="CROSS JOIN unnest(CAST(:scopes AS uuid[])) AS s(audience)\n",
-    columns="audience_id, key, at",
-    descending="audience_id DESC, key DESC, at DESC",
-    values="s.audience, q.key",
+    audience=" AND audience_id = s.audience",
 )
-_PG_EVERY_KEY = _PG_LOOKUP.format(  # index (key, at)
-    scopes="", columns="key, at", descending="key DESC, at DESC", values="q.key"
-)
+_PG_EVERY_KEY = _PG_LOOKUP.format(scopes="", audience="")  # index (key, at)
 
 
 def _pg_statement(seizure: Any, wanted: Sequence[_Wanted]) -> TextualSelect:
