@@ -66,20 +66,30 @@ _WORKERS: weakref.WeakKeyDictionary[Engine, LinkWorker] = weakref.WeakKeyDiction
 def enqueue_correlation(session: Session, seizure_id: uuid.UUID) -> None:
     """Queue a seizure for correlation, in the caller's transaction (durable with it).
 
+    The queue row is written when the transaction commits (just before), not now: a sync
+    batch of a hundred records for one seizure would otherwise hold that row's lock for
+    the whole batch, and concurrent batches for the seizure would run one after another.
     An already queued seizure has its row touched, not duplicated: its ``enqueued_at``
     moves forward (strictly), and a worker correlating the seizure right now removes the
     row only if it is still the version it read before correlating, so the change being
     committed is never missed by a correlation that read too early, and the writer never
-    waits for the correlation. A seizure already queued in this transaction is not queued
-    again (a rolled-back savepoint forgets what it queued).
+    waits for the correlation. A seizure is queued once per transaction; one whose writes
+    a rolled-back savepoint undid is queued anyway (one correlation that finds nothing).
     """
-    queued: set[uuid.UUID] = session.info.setdefault(_QUEUED, set())
-    if seizure_id in queued:
+    pending: set[uuid.UUID] = session.info.setdefault(_QUEUED, set())
+    pending.add(seizure_id)
+    session.info[_FLAG] = True
+
+
+def write_queued(session: Session) -> None:
+    """Write the queue rows of what this transaction queued so far (in id order: two
+    transactions never wait on each other's rows in opposite orders)."""
+    pending: set[uuid.UUID] = session.info.pop(_QUEUED, set())
+    if not pending:
         return
     statement = _enqueue_statement(session.get_bind().dialect.name)
-    session.execute(statement, {"seizure_id": seizure_id, "enqueued_at": utcnow()})
-    queued.add(seizure_id)
-    session.info[_FLAG] = True
+    for seizure_id in sorted(pending):
+        session.execute(statement, {"seizure_id": seizure_id, "enqueued_at": utcnow()})
 
 
 @cache
@@ -109,6 +119,7 @@ def _enqueue_statement(dialect: str) -> Any:
 
 def pending(session: Session) -> int:
     """How many seizures wait to be correlated (including ones that failed)."""
+    write_queued(session)
     return int(session.execute(select(func.count()).select_from(LinkQueue)).scalar_one())
 
 
@@ -126,6 +137,7 @@ def correlate_queued(
     the queue; without it, a reader waits for a worker busy with a row, then finds it gone.
     Each seizure is correlated in a savepoint: one that fails stays queued with its error.
     """
+    write_queued(session)
     query = (
         select(col(LinkQueue.seizure_id))
         .where(col(LinkQueue.attempts) < MAX_ATTEMPTS)
@@ -270,6 +282,7 @@ def drain(session: Session, *, limit: int = 100) -> int:
     queue is empty. At most ``limit`` seizures (oldest first): under a backlog a reader
     shares the worker's work but is not held up indefinitely. Returns how many it did.
     """
+    write_queued(session)  # the caller's own writes count, committed or not
     ids = _queued_ids(session, limit)
     if not ids:
         return 0
@@ -378,14 +391,13 @@ def _wake_worker(session: OrmSession) -> None:
             worker.wake()
 
 
-@event.listens_for(OrmSession, "after_commit")
-def _forget_queued(session: OrmSession) -> None:
-    session.info.pop(_QUEUED, None)
+@event.listens_for(OrmSession, "before_commit")
+def _write_queued(session: OrmSession) -> None:
+    write_queued(session)  # type: ignore[arg-type]
 
 
 @event.listens_for(OrmSession, "after_soft_rollback")
 def _forget(session: OrmSession, previous_transaction: Any) -> None:
-    # A rolled-back savepoint undid its queue rows too: queue again what is written next.
-    session.info.pop(_QUEUED, None)
-    if not previous_transaction.nested:
+    if not previous_transaction.nested:  # the whole transaction: nothing of it is queued
+        session.info.pop(_QUEUED, None)
         session.info.pop(_FLAG, None)

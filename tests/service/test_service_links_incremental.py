@@ -298,6 +298,10 @@ def test_a_field_test_looks_up_only_its_new_keys(engine: Engine, world: World) -
 def test_a_seizure_written_many_times_in_one_transaction_is_queued_once(
     engine: Engine, world: World
 ) -> None:
+    """Its queue row is written once, at the commit (not at the first write, which would
+    hold the row's lock for the whole transaction); a rolled-back savepoint loses nothing."""
+    from service.linking.worker import write_queued
+
     era = datetime(1680, 1, 1, tzinfo=UTC)
     actor = Principal(agency_id=world.agencies["A"], role="officer")
     upserts = 0
@@ -307,11 +311,11 @@ def test_a_seizure_written_many_times_in_one_transaction_is_queued_once(
         upserts += statement.lstrip().upper().startswith("INSERT INTO LINK_QUEUE")
 
     with Session(engine) as session:
-        seizure = crud.create_seizure(
-            session=session, actor=actor, seizure_in=SeizureCreate(seized_at=era, country="PE")
-        )
         event.listen(engine, "before_cursor_execute", count)
         try:
+            seizure = crud.create_seizure(
+                session=session, actor=actor, seizure_in=SeizureCreate(seized_at=era, country="PE")
+            )
             for _ in range(3):
                 crud.create_item(
                     session=session,
@@ -319,15 +323,18 @@ def test_a_seizure_written_many_times_in_one_transaction_is_queued_once(
                     seizure_id=seizure.id,
                     item_in=ItemCreate(description="powder"),
                 )
-            assert upserts == 0  # queued by create_seizure already
             savepoint = session.begin_nested()
-            savepoint.rollback()  # a rolled-back savepoint: queue again what comes next
             crud.create_item(
                 session=session,
                 actor=actor,
                 seizure_id=seizure.id,
                 item_in=ItemCreate(description="powder"),
             )
+            savepoint.rollback()  # its item is undone; the seizure's earlier writes are not
+            assert upserts == 0
+            write_queued(session)  # what a commit does first
+            assert upserts == 1
+            write_queued(session)
             assert upserts == 1
         finally:
             event.remove(engine, "before_cursor_execute", count)
