@@ -89,8 +89,8 @@ FRACTION_TOLERANCE = 0.10
 MAX_MATCHES_PER_KEY = 50
 #: Route and precursor hints: at most this many seizures per key, the nearest in time.
 MAX_WEAK_MATCHES = 10
-#: Statements of the one-statement index lookup are sent in chunks of this many parts
-#: (SQLite allows 500 parts in a compound SELECT).
+#: SQLite: the index lookup's compound SELECT is sent in chunks of this many parts (it
+#: allows 500 parts in one).
 _LOOKUP_CHUNK = 120
 #: Spectral band keys: at most this many seizures per band (newest first), and of those
 #: found, the ones sharing the most bands are verified on their stored spectra.
@@ -740,6 +740,8 @@ FROM unnest(CAST(:keys AS varchar[]), CAST(:caps AS integer[]),
      ORDER BY at LIMIT q.cap)
 ) AS t
 """
+# Which index serves a range is the planner's choice, by the table's statistics (with them,
+# the audience index for a scoped question: its range is narrower); bench_linking prints it.
 _PG_SCOPED = _PG_LOOKUP.format(  # index (audience_id, key, at)
     scopes="CROSS JOIN unnest(CAST(:scopes AS uuid[])) AS s(audience)\n",
     audience=" AND audience_id = s.audience",
@@ -748,6 +750,7 @@ _PG_EVERY_KEY = _PG_LOOKUP.format(scopes="", audience="")  # index (key, at)
 
 
 def _pg_statement(seizure: Any, wanted: Sequence[_Wanted]) -> TextualSelect:
+    """:data:`_PG_LOOKUP` for ``seizure`` with the questions as its array parameters."""
     at = seizure.seized_at
     windows = [w.window for w in wanted]
     scopes = _scopes(seizure)

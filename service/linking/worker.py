@@ -1,9 +1,10 @@
 """Correlation after the commit: a durable queue and the worker that empties it.
 
 Writes call :func:`enqueue_correlation` in their own transaction (one upserted row per
-seizure, committed with the change; a seizure written many times in one transaction, as in
-a sync batch, is queued once), so correlation costs the write path one statement. When
-such a transaction commits, the process's :class:`LinkWorker` is woken at once.
+seizure, written just before the commit and committed with the change; a seizure written
+many times in one transaction, as in a sync batch, is queued once), so correlation costs
+the write path one statement. When such a transaction commits, the process's
+:class:`LinkWorker` is woken at once.
 
 Work is coalesced: the worker takes every queued seizure in one pass, so a burst of writes
 to one seizure costs one correlation, and a seizure queued again while being correlated
