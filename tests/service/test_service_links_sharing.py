@@ -4,6 +4,7 @@ correlation queue: over HTTP, and with the engine and worker directly."""
 from __future__ import annotations
 
 import itertools
+import random
 import re
 import threading
 import time
@@ -323,7 +324,14 @@ def test_the_worker_correlates_right_after_the_commit(
 # --------------------------------------------------------------------------- index plans
 
 
-def _index_rows(session: Session, world: World, rng: Any) -> tuple[list[dict[str, Any]], list[str]]:
+#: A partner agency that owns nothing here, and the era of the lookup tests' rows.
+_PARTNER = uuid.uuid4()
+_LOOKUP_BASE = datetime(1500, 1, 1, tzinfo=UTC)
+
+
+def _index_rows(
+    session: Session, world: World, rng: random.Random
+) -> tuple[list[dict[str, Any]], list[str]]:
     """40 seizures and 600 index rows over six keys and four audiences (rolled back by the
     caller), dated apart: no ties at a cap. Returns the seizure rows and the keys."""
     from service.linking.models import EVERYONE
@@ -352,15 +360,10 @@ def _index_rows(session: Session, world: World, rng: Any) -> tuple[list[dict[str
     return seizures, keys
 
 
-_PARTNER = uuid.uuid4()
-_LOOKUP_BASE = datetime(1500, 1, 1, tzinfo=UTC)
-
-
 def test_lookups_are_answered_from_the_indexes(backend: str, engine: Engine, world: World) -> None:
     """Every range of the lookup statement is a limited index range scan, for a seizure of
     one agency (audience index) and one shared with all (key index). SQLite has a part per
     range; PostgreSQL one lateral pair of ranges run for each question and audience."""
-    import random
     from types import SimpleNamespace
 
     from service.linking import spectral
@@ -416,7 +419,6 @@ def test_postgresql_lookup_gives_what_one_part_per_range_gives(
 ) -> None:
     """The one lateral statement PostgreSQL runs answers every question exactly as the
     compound SELECT of one part per range (what SQLite runs) does on the same rows."""
-    import random
     from types import SimpleNamespace
 
     from service.linking.engine import _lookup, _statements, _Wanted
