@@ -24,7 +24,7 @@ from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 from sqlalchemy import select
-from sqlmodel import Session, col
+from sqlmodel import col
 from starlette.types import Scope
 
 from service.api.common import commit
@@ -39,7 +39,7 @@ from service.exchange.models import (
 from service.exchange.package import ExchangeError, fingerprint
 from service.exchange.package import signing_public_key as parse_signing_key
 from service.exchange.reasons import PackageRefusal, RecordReason
-from service.models import Agency, User
+from service.models import Agency
 from service.principal import ADMINS
 from service.web.errortext import Gettext, field_label
 from service.web.i18n import Formatter, translations
@@ -52,6 +52,7 @@ from service.web.pages import (
     parse_date,
     render_page,
     signed_in,
+    user_names,
 )
 from service.web.render import language_of, render
 
@@ -254,16 +255,6 @@ def _service_error(ctx: Ctx, exc: ServiceError) -> HTMLResponse:
     return error_page(ctx, exc)
 
 
-def _user_names(session: Session, ctx: Ctx, ids: set[uuid.UUID | None]) -> dict[uuid.UUID, str]:
-    wanted = [i for i in ids if i is not None]
-    if not wanted:
-        return {}
-    rows = session.scalars(
-        select(User).where(col(User.id).in_(wanted), col(User.agency_id) == ctx.principal.scope)
-    ).all()
-    return {u.id: u.full_name or u.username for u in rows}
-
-
 def _labels(ctx: Ctx, table: dict[str, str]) -> dict[str, str]:
     return {code: ctx._(text) for code, text in table.items()}
 
@@ -311,7 +302,7 @@ def exchange_page(request: Request, session: SessionDep, state: StateDep) -> HTM
         active=[p for p in rows if p.active],
         history=history,
         more=len(packages) > len(shown),
-        names=_user_names(session, ctx, {p.user_id for p in shown}),
+        names=user_names(session, ctx, {p.user_id for p in shown}),
         kinds=_labels(ctx, AGENCY_KIND),
         directions=_labels(ctx, DIRECTION),
         can_register=ctx.can(ADMINS),

@@ -7,13 +7,14 @@ sign-in rules, language and translated errors everywhere.
 from __future__ import annotations
 
 import unicodedata
+import uuid
 from datetime import UTC, date, datetime, time
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
 from fastapi import HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from service import crud
 from service.api.deps import AppState
@@ -151,6 +152,19 @@ def stored_file(data: bytes, filename: str, media_type: str) -> Response:
             "Cache-Control": "no-store",
         },
     )
+
+
+def user_names(
+    session: Session, ctx: Ctx, ids: set[uuid.UUID | None]
+) -> dict[uuid.UUID | None, str]:
+    """Display names of the signed-in agency's users among ``ids`` (others are left out)."""
+    wanted = [i for i in ids if i is not None]
+    if not wanted:
+        return {}
+    rows = session.scalars(
+        select(User).where(col(User.id).in_(wanted), col(User.agency_id) == ctx.principal.scope)
+    ).all()
+    return {u.id: u.full_name or u.username for u in rows}
 
 
 def safe_next(target: str | None) -> str:

@@ -71,6 +71,7 @@ from service.web.pages import (
     safe_next,
     signed_in,
     stored_file,
+    user_names,
 )
 from service.web.render import language_of, render
 from service.web.session import end_session, same_origin, start_session
@@ -296,7 +297,7 @@ def _history(
     rows = crud.list_versions(
         session=session, actor=ctx.principal, entity_type=entity_type, entity_id=entity_id
     )
-    users = _user_names(session, ctx, {r.actor_user_id for r in rows})
+    users = user_names(session, ctx, {r.actor_user_id for r in rows})
     out = []
     previous: dict[str, Any] = {}
     for r in rows:
@@ -317,18 +318,6 @@ def _history(
         )
         previous = data
     return out
-
-
-def _user_names(
-    session: Session, ctx: Ctx, ids: set[uuid.UUID | None]
-) -> dict[uuid.UUID | None, str]:
-    wanted = [i for i in ids if i is not None]
-    if not wanted:
-        return {}
-    rows = session.scalars(
-        select(User).where(col(User.id).in_(wanted), col(User.agency_id) == ctx.principal.scope)
-    ).all()
-    return {u.id: u.full_name or u.username for u in rows}
 
 
 @router.get("/seizures/{seizure_id}", response_class=HTMLResponse)
@@ -375,7 +364,7 @@ def seizure_detail(
         ]
     except ServiceError as exc:
         return error_page(ctx, exc)
-    users = _user_names(
+    users = user_names(
         session,
         ctx,
         {a.requested_by_user_id for a in approvals} | {a.decided_by_user_id for a in approvals},
@@ -474,7 +463,7 @@ def _test_view(session: Session, ctx: Ctx, test: FieldTest) -> dict[str, Any]:
     )
     device = session.get(Device, test.device_id) if test.device_id else None
     operator = (
-        _user_names(session, ctx, {test.operator_id}).get(test.operator_id)
+        user_names(session, ctx, {test.operator_id}).get(test.operator_id)
         if test.operator_id
         else test.operator_name
     )
@@ -733,7 +722,7 @@ def review_queue(request: Request, session: SessionDep, state: StateDep) -> HTML
             shared=False,  # only the owning agency reviews its seizures
         )
         waiting[status.value] = rows
-    users = _user_names(session, ctx, {a.requested_by_user_id for a in pending})
+    users = user_names(session, ctx, {a.requested_by_user_id for a in pending})
     # Approvals name an item; the link goes to its seizure (the same agency: crud scoped both).
     items = {
         a.entity_id: session.get(Item, a.entity_id) for a in pending if a.entity_type == "item"
@@ -921,7 +910,7 @@ def oversight_page(
             "text/csv",
             "oversight.csv",
         )
-    users = _user_names(
+    users = user_names(
         session,
         ctx,
         {e.actor_user_id for e in report.edits}
