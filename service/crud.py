@@ -1107,6 +1107,18 @@ def store_blob(session: Session, data: bytes) -> str:
     return digest
 
 
+def stored_file_fields(
+    session: Session, *, filename: str, media_type: str, data: bytes
+) -> dict[str, Any]:
+    """Store a file's bytes once (:func:`store_blob`); the fields of a record naming them."""
+    return {
+        "sha256": store_blob(session, data),
+        "filename": filename[:255] or "file",
+        "media_type": media_type[:100] or "application/octet-stream",
+        "size": len(data),
+    }
+
+
 def add_attachment(
     *,
     session: Session,
@@ -1122,15 +1134,11 @@ def add_attachment(
     if not data:
         raise InvalidInputError("file", "is empty")
     item = _get_scoped(session, Item, item_id, actor)
-    digest = store_blob(session, data)
     attachment = Attachment(
         id=attachment_id or uuid.uuid4(),
         item_id=item.id,
         agency_id=item.agency_id,
-        sha256=digest,
-        filename=filename[:255] or "file",
-        media_type=media_type[:100] or "application/octet-stream",
-        size=len(data),
+        **stored_file_fields(session, filename=filename, media_type=media_type, data=data),
     )
     add_record(session, attachment, actor)
     return attachment

@@ -59,7 +59,7 @@ from service.crud import (
     check_version,
     like_pattern,
     sharing_changes,
-    store_blob,
+    stored_file_fields,
     validated_partners,
 )
 from service.errors import ConflictError, InvalidInputError, NotFoundError, PermissionDeniedError
@@ -472,15 +472,11 @@ def add_document(
     _not_closed(case)
     if not data:
         raise InvalidInputError("file", "is empty")
-    digest = store_blob(session, data)
     document = CaseDocument(
         id=document_id or uuid.uuid4(),
         case_id=case.id,
         agency_id=case.agency_id,
-        sha256=digest,
-        filename=filename[:255] or "file",
-        media_type=media_type[:100] or "application/octet-stream",
-        size=len(data),
+        **stored_file_fields(session, filename=filename, media_type=media_type, data=data),
         description=description,
         added_by_user_id=actor.user_id,
     )
