@@ -1053,9 +1053,8 @@ def _their_keys(
         for seizure_id, at, kind, key, detail in rows:
             entry = keys.setdefault(seizure_id, (_as_utc(at), {}))
             entry[1].setdefault(key, Key(kind, key, detail or ""))
-    return {s: (at, list(k.values())) for s, (at, k) in keys.items()}, _stored_spectra(
-        session, others
-    )
+    found = {s: (at, list(k.values())) for s, (at, k) in keys.items()}
+    return found, _stored_spectra(session, others)
 
 
 #: PostgreSQL: each seizure's stored vectors of one kind as one value, in field test order
